@@ -1,0 +1,117 @@
+//! Who may do what: the roles an API key carries and the one table that decides.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The role of an API key or a staff member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Runs the business: may do everything.
+    Owner,
+    /// Reads customers, orders and figures; changes nothing.
+    Analyst,
+    /// Works the service desk: reads orders, keeps customer details up to date.
+    Agent,
+    /// A till: looks customers up, enrols them, records orders and refunds.
+    Cashier,
+    /// A web shop or other system: keeps customers, products, orders and refunds in step.
+    Integration,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [Role::Owner, Role::Analyst, Role::Agent, Role::Cashier, Role::Integration];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Analyst => "analyst",
+            Role::Agent => "agent",
+            Role::Cashier => "cashier",
+            Role::Integration => "integration",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role {s:?}: expected one of owner, analyst, agent, cashier, integration"))
+    }
+}
+
+/// Everything the API lets a caller do, one variant per kind of operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    CustomersRead,
+    CustomersWrite,
+    ProductsRead,
+    ProductsWrite,
+    OrdersRead,
+    OrdersWrite,
+    RefundsWrite,
+    /// Export everything stored about one customer.
+    PrivacyExport,
+    /// Erase one customer's personal data.
+    PrivacyErase,
+    KeysManage,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 10] = [
+        Operation::CustomersRead,
+        Operation::CustomersWrite,
+        Operation::ProductsRead,
+        Operation::ProductsWrite,
+        Operation::OrdersRead,
+        Operation::OrdersWrite,
+        Operation::RefundsWrite,
+        Operation::PrivacyExport,
+        Operation::PrivacyErase,
+        Operation::KeysManage,
+    ];
+}
+
+/// The one table that decides whether `role` may perform `operation`.
+pub fn allows(role: Role, operation: Operation) -> bool {
+    use Operation::*;
+    match role {
+        Role::Owner => true,
+        Role::Analyst => matches!(operation, CustomersRead | ProductsRead | OrdersRead),
+        Role::Agent => matches!(operation, CustomersRead | CustomersWrite | ProductsRead | OrdersRead),
+        Role::Cashier => {
+            matches!(operation, CustomersRead | CustomersWrite | ProductsRead | OrdersRead | OrdersWrite | RefundsWrite)
+        }
+        Role::Integration => matches!(
+            operation,
+            CustomersRead | CustomersWrite | ProductsRead | ProductsWrite | OrdersRead | OrdersWrite | RefundsWrite
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_owner_manages_keys_and_privacy() {
+        for role in Role::ALL {
+            let owner = role == Role::Owner;
+            assert_eq!(allows(role, Operation::KeysManage), owner);
+            assert_eq!(allows(role, Operation::PrivacyErase), owner);
+            assert_eq!(allows(role, Operation::PrivacyExport), owner);
+            assert!(allows(role, Operation::CustomersRead));
+            assert_eq!(role.as_str().parse::<Role>(), Ok(role));
+        }
+        assert!(!allows(Role::Analyst, Operation::OrdersWrite));
+        assert!("root".parse::<Role>().is_err());
+    }
+}
