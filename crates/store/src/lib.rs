@@ -1,1 +1,408 @@
-//! regulars-store
+//! The store: everything Regulars keeps, behind one interface with two backends.
+//!
+//! - **SQLite** (the embedded default): one file in WAL mode with `synchronous=FULL`. All writes go
+//!   through one writer task that runs queued writes back to back inside one transaction and commits
+//!   them together (group commit: many requests, one fsync). Reads use a small pool of connections.
+//! - **PostgreSQL**: every write is its own transaction on a pooled connection.
+//!
+//! The SQL of each operation is written once (`ops.rs`) and compiled for both backends, so they
+//! cannot drift; the conformance suite (`tests/conformance.rs`) runs the same tests against both.
+//! Only this crate knows SQL. A write is acknowledged only after its transaction has committed.
+
+mod keys;
+mod migrate;
+mod ops;
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use prometheus_client::metrics::histogram::Histogram;
+use regulars_core::{
+    Customer, CustomerDraft, CustomerId, CustomerPatch, Email, ExternalId, FieldError, ImportedOrder, Order,
+    OrderDraft, OrderId, Phone, Product, ProductDraft, ProductId, Refund, RefundDraft, Role,
+};
+
+pub use keys::{ApiKey, NewApiKey, hash_secret};
+
+/// Why a store operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Something the operation refers to does not exist; `field` names the input that pointed at it.
+    #[error("{field}: {what} does not exist")]
+    NotFound { field: String, what: String },
+    /// The input is well-formed but does not fit what is stored (e.g. refunding more than is left).
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// A unique value is already taken by another record.
+    #[error("{field}: {value:?} is already used by {existing}")]
+    AlreadyExists { field: String, value: String, existing: String },
+    /// Another request finished with the same idempotency key while this one ran.
+    #[error("the idempotency key was used concurrently")]
+    IdempotencyRace,
+    /// The URL names no backend this program knows.
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+    #[error("migration {version} failed: {source}")]
+    Migration { version: u32, source: sqlx::Error },
+    #[error("the database is newer than this program (schema version {found}, this program knows {known})")]
+    SchemaTooNew { found: i64, known: u32 },
+    /// The writer stopped (the server is shutting down or the database failed).
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    pub(crate) fn not_found(field: &str, what: impl Into<String>) -> Self {
+        StoreError::NotFound { field: field.to_owned(), what: what.into() }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A response stored under an idempotency key, returned unchanged on replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub request_hash: String,
+    pub status: u16,
+    pub body: String,
+}
+
+/// Turns a write's result into the `(status, body)` to store for replays.
+pub type RenderResponse<T> = Box<dyn FnOnce(&T) -> (u16, String) + Send>;
+
+/// Makes a write idempotent: its response is stored in the same transaction as its effect.
+pub struct Idempotency<T> {
+    /// Who the key belongs to (the API key's id), so two callers cannot collide.
+    pub scope: String,
+    pub key: String,
+    pub request_hash: String,
+    /// Renders the response to store from the write's result: `(status, body)`.
+    pub render: RenderResponse<T>,
+}
+
+/// Where a lookup starts from.
+#[derive(Debug, Clone)]
+pub enum CustomerLookup {
+    ExternalId(ExternalId),
+    Email(Email),
+    Phone(Phone),
+}
+
+/// Everything stored about one customer.
+#[derive(Debug, Clone)]
+pub struct CustomerExport {
+    pub customer: Customer,
+    pub orders: Vec<Order>,
+    pub refunds: Vec<Refund>,
+}
+
+/// What recording one batch of imported orders did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub orders_created: u64,
+    pub orders_existing: u64,
+    pub customers_created: u64,
+    pub refunds_created: u64,
+    pub lines_created: u64,
+}
+
+impl std::ops::AddAssign for ImportSummary {
+    fn add_assign(&mut self, o: Self) {
+        self.orders_created += o.orders_created;
+        self.orders_existing += o.orders_existing;
+        self.customers_created += o.customers_created;
+        self.refunds_created += o.refunds_created;
+        self.lines_created += o.lines_created;
+    }
+}
+
+/// Counts for the health endpoint and the demo loader.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreCounts {
+    pub customers: i64,
+    pub orders: i64,
+    pub api_keys: i64,
+}
+
+/// The store, on one of its backends.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    commit_batch_sizes: Histogram,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(Arc<sqlite::SqliteStore>),
+    Postgres(Arc<postgres::PgStore>),
+}
+
+/// Runs `$body` with `$c` bound to a writing connection of whichever backend, with `ops` in scope.
+macro_rules! write {
+    ($self:ident, $c:ident => $body:expr) => {
+        match &$self.backend {
+            Backend::Sqlite(s) => {
+                s.write(move |$c| {
+                    Box::pin(async move {
+                        #[allow(unused_imports)]
+                        use crate::ops::sqlite as ops;
+                        $body.await
+                    })
+                })
+                .await
+            }
+            Backend::Postgres(p) => {
+                p.write(move |$c| {
+                    Box::pin(async move {
+                        #[allow(unused_imports)]
+                        use crate::ops::postgres as ops;
+                        $body.await
+                    })
+                })
+                .await
+            }
+        }
+    };
+}
+
+/// Runs `$body` with `$c` bound to a reading connection of whichever backend.
+macro_rules! read {
+    ($self:ident, $c:ident => $body:expr) => {
+        match &$self.backend {
+            Backend::Sqlite(s) => {
+                #[allow(unused_imports)]
+                use crate::ops::sqlite as ops;
+                let mut conn = s.reader().await?;
+                let $c = &mut *conn;
+                $body.await
+            }
+            Backend::Postgres(p) => {
+                #[allow(unused_imports)]
+                use crate::ops::postgres as ops;
+                let mut conn = p.pool.acquire().await?;
+                let $c = &mut *conn;
+                $body.await
+            }
+        }
+    };
+}
+
+/// Applies `idem` after a successful write, in the same transaction.
+macro_rules! with_idempotency {
+    ($c:ident, $idem:ident, $result:expr) => {{
+        let value = $result?;
+        if let Some(idem) = $idem {
+            let (status, body) = (idem.render)(&value);
+            ops::store_idempotent_response($c, &idem.scope, &idem.key, &idem.request_hash, status, &body).await?;
+        }
+        Ok(value)
+    }};
+}
+
+impl Store {
+    /// Opens (creating if missing) the database at `url` and applies pending migrations.
+    pub async fn open(url: &str) -> Result<Store> {
+        let commit_batch_sizes = Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]);
+        let backend = if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            Backend::Sqlite(Arc::new(sqlite::SqliteStore::open(path, commit_batch_sizes.clone()).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres(Arc::new(postgres::PgStore::open(url, commit_batch_sizes.clone()).await?))
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let store = Store { backend, commit_batch_sizes };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The backend's name: `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// How many writes each commit carried (always 1 on PostgreSQL).
+    pub fn commit_batch_sizes(&self) -> Histogram {
+        self.commit_batch_sizes.clone()
+    }
+
+    /// Applies the migrations this program has and the database lacks; returns the versions applied.
+    pub async fn migrate(&self) -> Result<Vec<u32>> {
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                let mut c = s.writer_for_migrations().await?;
+                migrate::apply_sqlite(&mut c).await
+            }
+            Backend::Postgres(p) => {
+                let mut c = p.pool.acquire().await?;
+                migrate::apply_postgres(&mut c).await
+            }
+        }
+    }
+
+    /// Waits for queued writes and closes the database cleanly.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite(s) => s.close().await,
+            Backend::Postgres(p) => p.pool.close().await,
+        }
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        read!(self, c => ops::ping(c))
+    }
+
+    pub async fn counts(&self) -> Result<StoreCounts> {
+        read!(self, c => ops::counts(c))
+    }
+
+    // ----- customers -----
+
+    pub async fn create_customer(
+        &self,
+        draft: CustomerDraft,
+        now: DateTime<Utc>,
+        idem: Option<Idempotency<Customer>>,
+    ) -> Result<Customer> {
+        write!(self, c => async move { with_idempotency!(c, idem, ops::insert_customer(c, &draft, now).await) })
+    }
+
+    pub async fn update_customer(
+        &self,
+        id: CustomerId,
+        patch: CustomerPatch,
+        idem: Option<Idempotency<Customer>>,
+    ) -> Result<Customer> {
+        write!(self, c => async move { with_idempotency!(c, idem, ops::update_customer(c, id, &patch).await) })
+    }
+
+    pub async fn customer(&self, id: CustomerId) -> Result<Option<Customer>> {
+        read!(self, c => ops::customer(c, id))
+    }
+
+    /// Customers in id order, starting after `after`.
+    pub async fn customers(&self, after: Option<CustomerId>, limit: u32) -> Result<Vec<Customer>> {
+        read!(self, c => ops::customers(c, after, limit))
+    }
+
+    pub async fn find_customers(&self, lookup: CustomerLookup, limit: u32) -> Result<Vec<Customer>> {
+        read!(self, c => ops::find_customers(c, &lookup, limit))
+    }
+
+    /// Everything stored about one customer.
+    pub async fn export_customer(&self, id: CustomerId) -> Result<Option<CustomerExport>> {
+        read!(self, c => ops::export_customer(c, id))
+    }
+
+    /// Removes a customer's personal fields; orders stay, under the customer's id and a pseudonym.
+    pub async fn erase_customer(
+        &self,
+        id: CustomerId,
+        now: DateTime<Utc>,
+        idem: Option<Idempotency<Customer>>,
+    ) -> Result<Customer> {
+        write!(self, c => async move { with_idempotency!(c, idem, ops::erase_customer(c, id, now).await) })
+    }
+
+    // ----- products -----
+
+    /// Creates a product, or updates the one with the same SKU.
+    pub async fn upsert_product(&self, draft: ProductDraft, idem: Option<Idempotency<Product>>) -> Result<Product> {
+        write!(self, c => async move { with_idempotency!(c, idem, ops::upsert_product(c, &draft).await) })
+    }
+
+    pub async fn product(&self, id: ProductId) -> Result<Option<Product>> {
+        read!(self, c => ops::product(c, id))
+    }
+
+    pub async fn products(&self, after: Option<ProductId>, limit: u32) -> Result<Vec<Product>> {
+        read!(self, c => ops::products(c, after, limit))
+    }
+
+    // ----- orders and refunds -----
+
+    /// Records an order; if one with the same external id exists, returns it and `false` instead.
+    pub async fn record_order(
+        &self,
+        draft: OrderDraft,
+        now: DateTime<Utc>,
+        idem: Option<Idempotency<(Order, bool)>>,
+    ) -> Result<(Order, bool)> {
+        write!(self, c => async move { with_idempotency!(c, idem, ops::record_order(c, &draft, now).await) })
+    }
+
+    pub async fn order(&self, id: OrderId) -> Result<Option<Order>> {
+        read!(self, c => ops::order(c, id))
+    }
+
+    /// A customer's orders in id order, starting after `after`.
+    pub async fn orders_of_customer(
+        &self,
+        customer: CustomerId,
+        after: Option<OrderId>,
+        limit: u32,
+    ) -> Result<Vec<Order>> {
+        read!(self, c => ops::orders_of_customer(c, customer, after, limit))
+    }
+
+    /// Records a refund; if one with the same external id exists, returns it and `false` instead.
+    pub async fn record_refund(
+        &self,
+        draft: RefundDraft,
+        idem: Option<Idempotency<(Refund, bool)>>,
+    ) -> Result<(Refund, bool)> {
+        write!(self, c => async move { with_idempotency!(c, idem, ops::record_refund(c, &draft).await) })
+    }
+
+    pub async fn refunds_of_order(&self, order: OrderId) -> Result<Vec<Refund>> {
+        read!(self, c => ops::refunds_of_order(c, order))
+    }
+
+    /// Records imported orders, creating missing customers and products. Orders whose external id is
+    /// already stored are left alone, so importing the same file again changes nothing.
+    pub async fn import_orders(&self, batch: Vec<ImportedOrder>, now: DateTime<Utc>) -> Result<ImportSummary> {
+        write!(self, c => ops::import_orders(c, batch, now))
+    }
+
+    // ----- idempotency -----
+
+    pub async fn idempotent_response(&self, scope: &str, key: &str) -> Result<Option<StoredResponse>> {
+        read!(self, c => ops::idempotent_response(c, scope, key))
+    }
+
+    // ----- API keys -----
+
+    /// Creates a key; the returned secret is shown once and never stored.
+    pub async fn create_api_key(&self, name: &str, role: Role, now: DateTime<Utc>) -> Result<NewApiKey> {
+        let name = regulars_core::text::bounded_text("name", name, 100)?;
+        let (prefix, secret) = keys::generate();
+        let hash = hash_secret(&secret);
+        let key = write!(self, c => ops::insert_api_key(c, &prefix, &hash, &name, role, now))?;
+        Ok(NewApiKey { key, secret })
+    }
+
+    /// The live key matching `secret`, if any.
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<ApiKey>> {
+        let Some(prefix) = keys::prefix_of(secret) else { return Ok(None) };
+        let found = read!(self, c => ops::api_key_by_prefix(c, prefix))?;
+        Ok(found
+            .filter(|(key, hash)| key.revoked_at.is_none() && keys::hashes_match(hash, &hash_secret(secret)))
+            .map(|(k, _)| k))
+    }
+
+    pub async fn api_keys(&self) -> Result<Vec<ApiKey>> {
+        read!(self, c => ops::api_keys(c))
+    }
+
+    /// Revokes the key with this prefix; returns it, or `None` when there is no such key.
+    pub async fn revoke_api_key(&self, prefix: &str, now: DateTime<Utc>) -> Result<Option<ApiKey>> {
+        let prefix = prefix.to_owned();
+        write!(self, c => ops::revoke_api_key(c, &prefix, now))
+    }
+}

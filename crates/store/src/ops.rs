@@ -1,0 +1,977 @@
+//! The SQL of every store operation, written once and compiled for both backends.
+//!
+//! `define_ops!` expands to the same functions for SQLite and PostgreSQL connections; the SQL is
+//! the common subset of both dialects (`$n` parameters, `ON CONFLICT`, `RETURNING`). Times are
+//! stored as microseconds since the Unix epoch, money as integer minor units.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use regulars_core::{
+    Consent, Currency, Customer, CustomerId, Email, ExternalId, FieldError, OrderLine, Phone, Quantity, RefundLine,
+    Role, Sku,
+};
+
+use crate::{Result, StoreError};
+
+/// Rows per multi-row INSERT: keeps every statement under both backends' limits on parameters.
+pub(crate) const ROWS_PER_INSERT: usize = 1000;
+
+pub(crate) fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+pub(crate) fn from_micros(value: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(value).ok_or_else(|| corrupt(format!("timestamp {value} out of range")))
+}
+
+pub(crate) fn corrupt(message: impl Into<String>) -> StoreError {
+    StoreError::Database(sqlx::Error::Decode(message.into().into()))
+}
+
+/// Values were checked before they were stored; a value that no longer parses means the file was edited.
+pub(crate) fn stored<T>(parsed: Result<T, FieldError>) -> Result<T> {
+    parsed.map_err(|e| corrupt(format!("stored value no longer valid: {e}")))
+}
+
+pub(crate) fn attributes_json(attributes: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(attributes).expect("a map of strings always serialises")
+}
+
+pub(crate) fn pseudonym() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("anon_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// The raw columns of a customer row, decoded into the domain type.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn customer_from_columns(
+    id: i64,
+    external_id: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    name: Option<String>,
+    birthday: Option<String>,
+    locale: Option<String>,
+    time_zone: Option<String>,
+    consent_marketing: i64,
+    consent_recorded_at: Option<i64>,
+    consent_source: Option<String>,
+    attributes: String,
+    first_seen_at: i64,
+    erased_at: Option<i64>,
+) -> Result<Customer> {
+    Ok(Customer {
+        id: CustomerId::from_key(id),
+        external_id: external_id.map(|v| stored(ExternalId::parse("external_id", &v))).transpose()?,
+        email: email.map(|v| stored(Email::parse("email", &v))).transpose()?,
+        phone: phone.map(|v| stored(Phone::parse("phone", &v))).transpose()?,
+        name,
+        birthday: birthday
+            .map(|v| NaiveDate::parse_from_str(&v, "%Y-%m-%d").map_err(|e| corrupt(format!("birthday {v}: {e}"))))
+            .transpose()?,
+        locale,
+        time_zone,
+        consent: Consent {
+            marketing: consent_marketing != 0,
+            recorded_at: consent_recorded_at.map(from_micros).transpose()?,
+            source: consent_source,
+        },
+        attributes: serde_json::from_str(&attributes).map_err(|e| corrupt(format!("attributes: {e}")))?,
+        first_seen_at: from_micros(first_seen_at)?,
+        erased_at: erased_at.map(from_micros).transpose()?,
+    })
+}
+
+pub(crate) fn line_from_columns(
+    sku: String,
+    name: Option<String>,
+    quantity: i64,
+    unit_price_minor: i64,
+    discount_minor: i64,
+) -> Result<OrderLine> {
+    let quantity = stored(Quantity::new("quantity", quantity))?;
+    stored(OrderLine::new(stored(Sku::parse("sku", &sku))?, name, quantity, unit_price_minor, discount_minor))
+}
+
+pub(crate) fn role_from_column(role: &str) -> Result<Role> {
+    role.parse().map_err(|e: String| corrupt(e))
+}
+
+pub(crate) fn currency_from_column(code: &str) -> Result<Currency> {
+    stored(Currency::parse("currency", code))
+}
+
+pub(crate) fn refund_line(line_no: i64, quantity: i64, amount_minor: i64) -> RefundLine {
+    RefundLine { line: line_no as usize, quantity: quantity as u32, amount_minor }
+}
+
+pub(crate) const CUSTOMER_COLUMNS: &str = "id, external_id, email, phone, name, birthday, locale, time_zone, \
+     consent_marketing, consent_recorded_at, consent_source, attributes, first_seen_at, erased_at";
+
+macro_rules! define_ops {
+    ($Db:ty, $Conn:ty) => {
+        use std::collections::{HashMap, HashSet};
+
+        use chrono::{DateTime, Utc};
+        use regulars_core::order::CustomerRef;
+        use regulars_core::{
+            Customer, CustomerDraft, CustomerId, CustomerPatch, ImportedOrder, Order, OrderDraft, OrderId, Product,
+            ProductDraft, ProductId, Refund, RefundDraft, RefundId, Role, Sku, plan_refund,
+        };
+        use sqlx::{QueryBuilder, Row};
+
+        use crate::keys::ApiKey;
+        use crate::ops::*;
+        use crate::{CustomerExport, CustomerLookup, ImportSummary, Result, StoreCounts, StoreError, StoredResponse};
+
+        type DbRow = <$Db as sqlx::Database>::Row;
+
+        fn customer_from_row(r: &DbRow) -> Result<Customer> {
+            customer_from_columns(
+                r.try_get("id")?,
+                r.try_get("external_id")?,
+                r.try_get("email")?,
+                r.try_get("phone")?,
+                r.try_get("name")?,
+                r.try_get("birthday")?,
+                r.try_get("locale")?,
+                r.try_get("time_zone")?,
+                r.try_get("consent_marketing")?,
+                r.try_get("consent_recorded_at")?,
+                r.try_get("consent_source")?,
+                r.try_get("attributes")?,
+                r.try_get("first_seen_at")?,
+                r.try_get("erased_at")?,
+            )
+        }
+
+        fn product_from_row(r: &DbRow) -> Result<Product> {
+            let price_minor: Option<i64> = r.try_get("price_minor")?;
+            let price_currency: Option<String> = r.try_get("price_currency")?;
+            let price = match (price_minor, price_currency) {
+                (Some(minor), Some(code)) => Some(regulars_core::Money::new(minor, currency_from_column(&code)?)),
+                _ => None,
+            };
+            Ok(Product {
+                id: ProductId::from_key(r.try_get("id")?),
+                sku: stored(Sku::parse("sku", &r.try_get::<String, _>("sku")?))?,
+                name: r.try_get("name")?,
+                category: r.try_get("category")?,
+                price,
+            })
+        }
+
+        fn api_key_from_row(r: &DbRow) -> Result<(ApiKey, String)> {
+            let key = ApiKey {
+                id: r.try_get("id")?,
+                prefix: r.try_get("prefix")?,
+                name: r.try_get("name")?,
+                role: role_from_column(&r.try_get::<String, _>("role")?)?,
+                created_at: from_micros(r.try_get("created_at")?)?,
+                revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(from_micros).transpose()?,
+            };
+            Ok((key, r.try_get("secret_hash")?))
+        }
+
+        pub(crate) async fn ping(c: &mut $Conn) -> Result<()> {
+            sqlx::query("SELECT 1").execute(&mut *c).await?;
+            Ok(())
+        }
+
+        pub(crate) async fn counts(c: &mut $Conn) -> Result<StoreCounts> {
+            let r = sqlx::query(
+                "SELECT (SELECT COUNT(*) FROM customers) AS customers, (SELECT COUNT(*) FROM orders) AS orders, \
+                 (SELECT COUNT(*) FROM api_keys) AS api_keys",
+            )
+            .fetch_one(&mut *c)
+            .await?;
+            Ok(StoreCounts {
+                customers: r.try_get("customers")?,
+                orders: r.try_get("orders")?,
+                api_keys: r.try_get("api_keys")?,
+            })
+        }
+
+        // ----- customers -----
+
+        pub(crate) async fn insert_customer(c: &mut $Conn, d: &CustomerDraft, now: DateTime<Utc>) -> Result<Customer> {
+            let row = sqlx::query(&format!(
+                "INSERT INTO customers (external_id, email, phone, name, birthday, locale, time_zone, \
+                 consent_marketing, consent_recorded_at, consent_source, attributes, first_seen_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 ON CONFLICT (external_id) DO NOTHING RETURNING {CUSTOMER_COLUMNS}"
+            ))
+            .bind(d.external_id.as_ref().map(|v| v.as_str().to_owned()))
+            .bind(d.email.as_ref().map(|v| v.as_str().to_owned()))
+            .bind(d.phone.as_ref().map(|v| v.as_str().to_owned()))
+            .bind(d.name.clone())
+            .bind(d.birthday.map(|b| b.format("%Y-%m-%d").to_string()))
+            .bind(d.locale.clone())
+            .bind(d.time_zone.clone())
+            .bind(i64::from(d.consent.marketing))
+            .bind(d.consent.recorded_at.map(micros))
+            .bind(d.consent.source.clone())
+            .bind(attributes_json(&d.attributes))
+            .bind(micros(now))
+            .fetch_optional(&mut *c)
+            .await?;
+            match row {
+                Some(row) => customer_from_row(&row),
+                None => {
+                    let external_id = d.external_id.as_ref().expect("only external_id can conflict");
+                    let existing: i64 = sqlx::query_scalar("SELECT id FROM customers WHERE external_id = $1")
+                        .bind(external_id.as_str())
+                        .fetch_one(&mut *c)
+                        .await?;
+                    Err(StoreError::AlreadyExists {
+                        field: "external_id".into(),
+                        value: external_id.to_string(),
+                        existing: CustomerId::from_key(existing).to_string(),
+                    })
+                }
+            }
+        }
+
+        pub(crate) async fn update_customer(c: &mut $Conn, id: CustomerId, p: &CustomerPatch) -> Result<Customer> {
+            let mut q = QueryBuilder::<$Db>::new("UPDATE customers SET id = id");
+            if let Some(v) = &p.email {
+                q.push(", email = ").push_bind(v.as_ref().map(|v| v.as_str().to_owned()));
+            }
+            if let Some(v) = &p.phone {
+                q.push(", phone = ").push_bind(v.as_ref().map(|v| v.as_str().to_owned()));
+            }
+            if let Some(v) = &p.name {
+                q.push(", name = ").push_bind(v.clone());
+            }
+            if let Some(v) = &p.birthday {
+                q.push(", birthday = ").push_bind(v.map(|b| b.format("%Y-%m-%d").to_string()));
+            }
+            if let Some(v) = &p.locale {
+                q.push(", locale = ").push_bind(v.clone());
+            }
+            if let Some(v) = &p.time_zone {
+                q.push(", time_zone = ").push_bind(v.clone());
+            }
+            if let Some(consent) = &p.consent {
+                q.push(", consent_marketing = ").push_bind(i64::from(consent.marketing));
+                q.push(", consent_recorded_at = ").push_bind(consent.recorded_at.map(micros));
+                q.push(", consent_source = ").push_bind(consent.source.clone());
+            }
+            if let Some(v) = &p.attributes {
+                q.push(", attributes = ").push_bind(attributes_json(v));
+            }
+            q.push(" WHERE erased_at IS NULL AND id = ").push_bind(id.key());
+            q.push(format!(" RETURNING {CUSTOMER_COLUMNS}"));
+            match q.build().fetch_optional(&mut *c).await? {
+                Some(row) => customer_from_row(&row),
+                None => Err(StoreError::not_found("id", format!("customer {id}"))),
+            }
+        }
+
+        pub(crate) async fn customer(c: &mut $Conn, id: CustomerId) -> Result<Option<Customer>> {
+            let row = sqlx::query(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1"))
+                .bind(id.key())
+                .fetch_optional(&mut *c)
+                .await?;
+            row.as_ref().map(customer_from_row).transpose()
+        }
+
+        pub(crate) async fn customers(c: &mut $Conn, after: Option<CustomerId>, limit: u32) -> Result<Vec<Customer>> {
+            let rows = sqlx::query(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id > $1 ORDER BY id LIMIT $2"))
+                .bind(after.map_or(0, CustomerId::key))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *c)
+                .await?;
+            rows.iter().map(customer_from_row).collect()
+        }
+
+        pub(crate) async fn find_customers(c: &mut $Conn, lookup: &CustomerLookup, limit: u32) -> Result<Vec<Customer>> {
+            let (column, value) = match lookup {
+                CustomerLookup::ExternalId(v) => ("external_id", v.as_str()),
+                CustomerLookup::Email(v) => ("email", v.as_str()),
+                CustomerLookup::Phone(v) => ("phone", v.as_str()),
+            };
+            let rows =
+                sqlx::query(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE {column} = $1 ORDER BY id LIMIT $2"))
+                    .bind(value)
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *c)
+                    .await?;
+            rows.iter().map(customer_from_row).collect()
+        }
+
+        pub(crate) async fn export_customer(c: &mut $Conn, id: CustomerId) -> Result<Option<CustomerExport>> {
+            let Some(customer) = customer(c, id).await? else { return Ok(None) };
+            let order_keys: Vec<i64> = sqlx::query_scalar("SELECT id FROM orders WHERE customer_id = $1 ORDER BY id")
+                .bind(id.key())
+                .fetch_all(&mut *c)
+                .await?;
+            let orders = orders_by_keys(c, &order_keys).await?;
+            let mut refunds = Vec::new();
+            for order in &orders {
+                refunds.extend(refunds_of_order(c, order.id).await?);
+            }
+            Ok(Some(CustomerExport { customer, orders, refunds }))
+        }
+
+        pub(crate) async fn erase_customer(c: &mut $Conn, id: CustomerId, now: DateTime<Utc>) -> Result<Customer> {
+            sqlx::query(
+                "UPDATE customers SET external_id = NULL, email = NULL, phone = NULL, name = NULL, birthday = NULL, \
+                 locale = NULL, time_zone = NULL, consent_marketing = 0, consent_recorded_at = NULL, \
+                 consent_source = NULL, attributes = '{}', erased_at = $1, pseudonym = $2 \
+                 WHERE id = $3 AND erased_at IS NULL",
+            )
+            .bind(micros(now))
+            .bind(pseudonym())
+            .bind(id.key())
+            .execute(&mut *c)
+            .await?;
+            customer(c, id).await?.ok_or_else(|| StoreError::not_found("id", format!("customer {id}")))
+        }
+
+        // ----- products -----
+
+        pub(crate) async fn upsert_product(c: &mut $Conn, d: &ProductDraft) -> Result<Product> {
+            let row = sqlx::query(
+                "INSERT INTO products (sku, name, category, price_minor, price_currency) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (sku) DO UPDATE SET name = excluded.name, category = excluded.category, \
+                 price_minor = excluded.price_minor, price_currency = excluded.price_currency \
+                 RETURNING id, sku, name, category, price_minor, price_currency",
+            )
+            .bind(d.sku.as_str())
+            .bind(&d.name)
+            .bind(d.category.clone())
+            .bind(d.price.map(|p| p.minor))
+            .bind(d.price.map(|p| p.currency.code().to_owned()))
+            .fetch_one(&mut *c)
+            .await?;
+            product_from_row(&row)
+        }
+
+        pub(crate) async fn product(c: &mut $Conn, id: ProductId) -> Result<Option<Product>> {
+            let row = sqlx::query("SELECT id, sku, name, category, price_minor, price_currency FROM products WHERE id = $1")
+                .bind(id.key())
+                .fetch_optional(&mut *c)
+                .await?;
+            row.as_ref().map(product_from_row).transpose()
+        }
+
+        pub(crate) async fn products(c: &mut $Conn, after: Option<ProductId>, limit: u32) -> Result<Vec<Product>> {
+            let rows = sqlx::query(
+                "SELECT id, sku, name, category, price_minor, price_currency FROM products WHERE id > $1 \
+                 ORDER BY id LIMIT $2",
+            )
+            .bind(after.map_or(0, ProductId::key))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *c)
+            .await?;
+            rows.iter().map(product_from_row).collect()
+        }
+
+        /// Adds the SKUs of `lines` to the catalogue when they are not there yet.
+        async fn ensure_products<'a>(
+            c: &mut $Conn,
+            products: impl Iterator<Item = (&'a str, &'a str, Option<&'a str>, Option<(i64, &'a str)>)>,
+        ) -> Result<()> {
+            let products: Vec<_> = products.collect();
+            for chunk in products.chunks(ROWS_PER_INSERT) {
+                let mut q = QueryBuilder::<$Db>::new("INSERT INTO products (sku, name, category, price_minor, price_currency) ");
+                q.push_values(chunk, |mut b, (sku, name, category, price)| {
+                    b.push_bind(sku.to_string())
+                        .push_bind(name.to_string())
+                        .push_bind(category.map(str::to_owned))
+                        .push_bind(price.map(|p| p.0))
+                        .push_bind(price.map(|p| p.1.to_owned()));
+                });
+                q.push(" ON CONFLICT (sku) DO NOTHING");
+                q.build().execute(&mut *c).await?;
+            }
+            Ok(())
+        }
+
+        // ----- orders -----
+
+        async fn orders_by_keys(c: &mut $Conn, keys: &[i64]) -> Result<Vec<Order>> {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut orders = Vec::with_capacity(keys.len());
+            let mut index = HashMap::with_capacity(keys.len());
+            let mut q = QueryBuilder::<$Db>::new(
+                "SELECT id, external_id, customer_id, placed_at, currency, total_minor, refunded_minor FROM orders WHERE id IN (",
+            );
+            let mut list = q.separated(", ");
+            for k in keys {
+                list.push_bind(*k);
+            }
+            q.push(") ORDER BY id");
+            for r in q.build().fetch_all(&mut *c).await? {
+                let id: i64 = r.try_get("id")?;
+                index.insert(id, orders.len());
+                orders.push(Order {
+                    id: OrderId::from_key(id),
+                    external_id: r
+                        .try_get::<Option<String>, _>("external_id")?
+                        .map(|v| stored(regulars_core::ExternalId::parse("external_id", &v)))
+                        .transpose()?,
+                    customer_id: CustomerId::from_key(r.try_get("customer_id")?),
+                    placed_at: from_micros(r.try_get("placed_at")?)?,
+                    currency: currency_from_column(&r.try_get::<String, _>("currency")?)?,
+                    lines: Vec::new(),
+                    total_minor: r.try_get("total_minor")?,
+                    refunded_minor: r.try_get("refunded_minor")?,
+                });
+            }
+            let mut q = QueryBuilder::<$Db>::new(
+                "SELECT order_id, sku, name, quantity, unit_price_minor, discount_minor FROM order_lines WHERE order_id IN (",
+            );
+            let mut list = q.separated(", ");
+            for k in keys {
+                list.push_bind(*k);
+            }
+            q.push(") ORDER BY order_id, line_no");
+            for r in q.build().fetch_all(&mut *c).await? {
+                let order_id: i64 = r.try_get("order_id")?;
+                let line = line_from_columns(
+                    r.try_get("sku")?,
+                    r.try_get("name")?,
+                    r.try_get("quantity")?,
+                    r.try_get("unit_price_minor")?,
+                    r.try_get("discount_minor")?,
+                )?;
+                orders[index[&order_id]].lines.push(line);
+            }
+            Ok(orders)
+        }
+
+        pub(crate) async fn order(c: &mut $Conn, id: OrderId) -> Result<Option<Order>> {
+            Ok(orders_by_keys(c, &[id.key()]).await?.pop())
+        }
+
+        pub(crate) async fn orders_of_customer(
+            c: &mut $Conn,
+            customer: CustomerId,
+            after: Option<OrderId>,
+            limit: u32,
+        ) -> Result<Vec<Order>> {
+            let keys: Vec<i64> =
+                sqlx::query_scalar("SELECT id FROM orders WHERE customer_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+                    .bind(customer.key())
+                    .bind(after.map_or(0, OrderId::key))
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *c)
+                    .await?;
+            orders_by_keys(c, &keys).await
+        }
+
+        async fn order_by_external_id(c: &mut $Conn, external_id: &str) -> Result<Option<Order>> {
+            let key: Option<i64> = sqlx::query_scalar("SELECT id FROM orders WHERE external_id = $1")
+                .bind(external_id)
+                .fetch_optional(&mut *c)
+                .await?;
+            match key {
+                Some(key) => Ok(orders_by_keys(c, &[key]).await?.pop()),
+                None => Ok(None),
+            }
+        }
+
+        pub(crate) async fn record_order(c: &mut $Conn, d: &OrderDraft, now: DateTime<Utc>) -> Result<(Order, bool)> {
+            if let Some(external_id) = &d.external_id {
+                if let Some(existing) = order_by_external_id(c, external_id.as_str()).await? {
+                    return Ok((existing, false));
+                }
+            }
+            let customer_key: Option<i64> = match &d.customer {
+                CustomerRef::Id(id) => sqlx::query_scalar("SELECT id FROM customers WHERE id = $1")
+                    .bind(id.key())
+                    .fetch_optional(&mut *c)
+                    .await?
+                    .ok_or_else(|| StoreError::not_found("customer_id", format!("customer {id}")))
+                    .map(Some)?,
+                CustomerRef::External(ext) => sqlx::query_scalar("SELECT id FROM customers WHERE external_id = $1")
+                    .bind(ext.as_str())
+                    .fetch_optional(&mut *c)
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::not_found("customer_external_id", format!("a customer with external id {ext:?}"))
+                    })
+                    .map(Some)?,
+            };
+            let customer_key = customer_key.expect("resolved above");
+            let inserted: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO orders (external_id, customer_id, placed_at, currency, total_minor, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (external_id) DO NOTHING RETURNING id",
+            )
+            .bind(d.external_id.as_ref().map(|v| v.as_str().to_owned()))
+            .bind(customer_key)
+            .bind(micros(d.placed_at))
+            .bind(d.currency.code())
+            .bind(d.total_minor())
+            .bind(micros(now))
+            .fetch_optional(&mut *c)
+            .await?;
+            let Some(order_key) = inserted else {
+                // Another writer recorded the same external id first (PostgreSQL, concurrent requests).
+                let external_id = d.external_id.as_ref().expect("only external_id can conflict");
+                let existing = order_by_external_id(c, external_id.as_str()).await?;
+                return existing.map(|o| (o, false)).ok_or_else(|| StoreError::not_found("external_id", "order"));
+            };
+            insert_lines(c, d.lines.iter().enumerate().map(|(i, l)| (order_key, i, l, 0u32))).await?;
+            ensure_products(
+                c,
+                d.lines.iter().map(|l| (l.sku.as_str(), l.name.as_deref().unwrap_or(l.sku.as_str()), None, None)),
+            )
+            .await?;
+            let order = Order {
+                id: OrderId::from_key(order_key),
+                external_id: d.external_id.clone(),
+                customer_id: CustomerId::from_key(customer_key),
+                placed_at: d.placed_at,
+                currency: d.currency,
+                lines: d.lines.clone(),
+                total_minor: d.total_minor(),
+                refunded_minor: 0,
+            };
+            Ok((order, true))
+        }
+
+        async fn insert_lines<'a>(
+            c: &mut $Conn,
+            lines: impl Iterator<Item = (i64, usize, &'a regulars_core::OrderLine, u32)>,
+        ) -> Result<u64> {
+            let lines: Vec<_> = lines.collect();
+            for chunk in lines.chunks(ROWS_PER_INSERT) {
+                let mut q = QueryBuilder::<$Db>::new(
+                    "INSERT INTO order_lines (order_id, line_no, sku, name, quantity, unit_price_minor, discount_minor, \
+                     refunded_quantity) ",
+                );
+                q.push_values(chunk, |mut b, (order_key, line_no, l, refunded)| {
+                    b.push_bind(*order_key)
+                        .push_bind(*line_no as i64)
+                        .push_bind(l.sku.as_str().to_owned())
+                        .push_bind(l.name.clone())
+                        .push_bind(i64::from(l.quantity.get()))
+                        .push_bind(l.unit_price_minor)
+                        .push_bind(l.discount_minor)
+                        .push_bind(i64::from(*refunded));
+                });
+                q.build().execute(&mut *c).await?;
+            }
+            Ok(lines.len() as u64)
+        }
+
+        // ----- refunds -----
+
+        pub(crate) async fn refunds_of_order(c: &mut $Conn, order: OrderId) -> Result<Vec<Refund>> {
+            let rows = sqlx::query(
+                "SELECT id, external_id, order_id, refunded_at, reason, amount_minor FROM refunds \
+                 WHERE order_id = $1 ORDER BY id",
+            )
+            .bind(order.key())
+            .fetch_all(&mut *c)
+            .await?;
+            let mut refunds = Vec::with_capacity(rows.len());
+            for r in rows {
+                let id: i64 = r.try_get("id")?;
+                let lines = sqlx::query(
+                    "SELECT line_no, quantity, amount_minor FROM refund_lines WHERE refund_id = $1 ORDER BY line_no",
+                )
+                .bind(id)
+                .fetch_all(&mut *c)
+                .await?
+                .iter()
+                .map(|l| Ok(refund_line(l.try_get("line_no")?, l.try_get("quantity")?, l.try_get("amount_minor")?)))
+                .collect::<Result<Vec<_>>>()?;
+                refunds.push(Refund {
+                    id: RefundId::from_key(id),
+                    external_id: r
+                        .try_get::<Option<String>, _>("external_id")?
+                        .map(|v| stored(regulars_core::ExternalId::parse("external_id", &v)))
+                        .transpose()?,
+                    order_id: OrderId::from_key(r.try_get("order_id")?),
+                    refunded_at: from_micros(r.try_get("refunded_at")?)?,
+                    reason: r.try_get("reason")?,
+                    lines,
+                    amount_minor: r.try_get("amount_minor")?,
+                });
+            }
+            Ok(refunds)
+        }
+
+        pub(crate) async fn record_refund(c: &mut $Conn, d: &RefundDraft) -> Result<(Refund, bool)> {
+            if let Some(external_id) = &d.external_id {
+                let existing: Option<(i64, i64)> =
+                    sqlx::query_as("SELECT id, order_id FROM refunds WHERE external_id = $1")
+                        .bind(external_id.as_str())
+                        .fetch_optional(&mut *c)
+                        .await?;
+                if let Some((id, order_key)) = existing {
+                    let refunds = refunds_of_order(c, OrderId::from_key(order_key)).await?;
+                    let refund = refunds.into_iter().find(|r| r.id.key() == id).expect("refund read back");
+                    return Ok((refund, false));
+                }
+            }
+            // Lock the order first (PostgreSQL), so two refunds of one order cannot both see the same quantities left.
+            let locked: Option<i64> = sqlx::query_scalar(
+                "UPDATE orders SET refunded_minor = refunded_minor WHERE id = $1 RETURNING id",
+            )
+            .bind(d.order_id.key())
+            .fetch_optional(&mut *c)
+            .await?;
+            if locked.is_none() {
+                return Err(StoreError::not_found("order_id", format!("order {}", d.order_id)));
+            }
+            let order = orders_by_keys(c, &[d.order_id.key()]).await?.pop().expect("order exists");
+            let refunded: Vec<i64> = sqlx::query_scalar(
+                "SELECT refunded_quantity FROM order_lines WHERE order_id = $1 ORDER BY line_no",
+            )
+            .bind(d.order_id.key())
+            .fetch_all(&mut *c)
+            .await?;
+            let refunded: Vec<u32> = refunded.into_iter().map(|q| q as u32).collect();
+            let lines = plan_refund(&order, &refunded, &d.kind)?;
+            let amount: i64 = lines.iter().map(|l| l.amount_minor).sum();
+            let inserted: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO refunds (external_id, order_id, refunded_at, reason, amount_minor) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (external_id) DO NOTHING RETURNING id",
+            )
+            .bind(d.external_id.as_ref().map(|v| v.as_str().to_owned()))
+            .bind(d.order_id.key())
+            .bind(micros(d.refunded_at))
+            .bind(d.reason.clone())
+            .bind(amount)
+            .fetch_optional(&mut *c)
+            .await?;
+            let Some(refund_key) = inserted else {
+                return Err(StoreError::AlreadyExists {
+                    field: "external_id".into(),
+                    value: d.external_id.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    existing: "a refund recorded concurrently".into(),
+                });
+            };
+            apply_refund_lines(c, d.order_id.key(), refund_key, &lines).await?;
+            let refund = Refund {
+                id: RefundId::from_key(refund_key),
+                external_id: d.external_id.clone(),
+                order_id: d.order_id,
+                refunded_at: d.refunded_at,
+                reason: d.reason.clone(),
+                lines,
+                amount_minor: amount,
+            };
+            Ok((refund, true))
+        }
+
+        async fn apply_refund_lines(
+            c: &mut $Conn,
+            order_key: i64,
+            refund_key: i64,
+            lines: &[regulars_core::RefundLine],
+        ) -> Result<()> {
+            let mut q = QueryBuilder::<$Db>::new("INSERT INTO refund_lines (refund_id, line_no, quantity, amount_minor) ");
+            q.push_values(lines, |mut b, l| {
+                b.push_bind(refund_key)
+                    .push_bind(l.line as i64)
+                    .push_bind(i64::from(l.quantity))
+                    .push_bind(l.amount_minor);
+            });
+            q.build().execute(&mut *c).await?;
+            for l in lines {
+                sqlx::query(
+                    "UPDATE order_lines SET refunded_quantity = refunded_quantity + $1 WHERE order_id = $2 AND line_no = $3",
+                )
+                .bind(i64::from(l.quantity))
+                .bind(order_key)
+                .bind(l.line as i64)
+                .execute(&mut *c)
+                .await?;
+            }
+            let amount: i64 = lines.iter().map(|l| l.amount_minor).sum();
+            sqlx::query("UPDATE orders SET refunded_minor = refunded_minor + $1 WHERE id = $2")
+                .bind(amount)
+                .bind(order_key)
+                .execute(&mut *c)
+                .await?;
+            Ok(())
+        }
+
+        // ----- import -----
+
+        pub(crate) async fn import_orders(
+            c: &mut $Conn,
+            batch: Vec<ImportedOrder>,
+            now: DateTime<Utc>,
+        ) -> Result<ImportSummary> {
+            let mut summary = ImportSummary::default();
+            // Customers: create the missing ones, then learn every key.
+            let mut seen = HashSet::new();
+            let customers: Vec<&CustomerDraft> = batch
+                .iter()
+                .map(|o| &o.customer)
+                .filter(|c| seen.insert(c.external_id.as_ref().map(|e| e.as_str())))
+                .collect();
+            let mut customer_keys: HashMap<String, i64> = HashMap::with_capacity(customers.len());
+            for chunk in customers.chunks(ROWS_PER_INSERT / 4) {
+                let first_seen: HashMap<&str, i64> = batch
+                    .iter()
+                    .filter_map(|o| Some((o.customer.external_id.as_ref()?.as_str(), micros(o.order.placed_at))))
+                    .fold(HashMap::new(), |mut m, (k, t)| {
+                        m.entry(k).and_modify(|v: &mut i64| *v = (*v).min(t)).or_insert(t);
+                        m
+                    });
+                let mut q = QueryBuilder::<$Db>::new(
+                    "INSERT INTO customers (external_id, email, phone, name, birthday, locale, time_zone, \
+                     consent_marketing, consent_recorded_at, consent_source, attributes, first_seen_at) ",
+                );
+                q.push_values(chunk, |mut b, d| {
+                    let ext = d.external_id.as_ref().map(|v| v.as_str().to_owned());
+                    let seen_at = ext.as_deref().and_then(|k| first_seen.get(k).copied()).unwrap_or(micros(now));
+                    b.push_bind(ext)
+                        .push_bind(d.email.as_ref().map(|v| v.as_str().to_owned()))
+                        .push_bind(d.phone.as_ref().map(|v| v.as_str().to_owned()))
+                        .push_bind(d.name.clone())
+                        .push_bind(d.birthday.map(|b| b.format("%Y-%m-%d").to_string()))
+                        .push_bind(d.locale.clone())
+                        .push_bind(d.time_zone.clone())
+                        .push_bind(i64::from(d.consent.marketing))
+                        .push_bind(d.consent.recorded_at.map(micros))
+                        .push_bind(d.consent.source.clone())
+                        .push_bind(attributes_json(&d.attributes))
+                        .push_bind(seen_at);
+                });
+                q.push(" ON CONFLICT (external_id) DO NOTHING");
+                summary.customers_created += q.build().execute(&mut *c).await?.rows_affected();
+                let mut q = QueryBuilder::<$Db>::new("SELECT id, external_id FROM customers WHERE external_id IN (");
+                let mut list = q.separated(", ");
+                for d in chunk {
+                    list.push_bind(d.external_id.as_ref().map(|v| v.as_str().to_owned()));
+                }
+                q.push(")");
+                for r in q.build().fetch_all(&mut *c).await? {
+                    customer_keys.insert(r.try_get("external_id")?, r.try_get("id")?);
+                }
+            }
+            // Products named by the lines.
+            let mut skus = HashSet::new();
+            let products: Vec<_> = batch
+                .iter()
+                .flat_map(|o| o.products.iter())
+                .filter(|p| skus.insert(p.sku.as_str()))
+                .map(|p| {
+                    (p.sku.as_str(), p.name.as_str(), p.category.as_deref(), p.price.as_ref().map(|m| (m.minor, m.currency.code())))
+                })
+                .collect();
+            ensure_products(c, products.into_iter()).await?;
+            // Orders: insert those not yet stored; learn the keys of the new ones.
+            let mut order_keys: HashMap<String, i64> = HashMap::with_capacity(batch.len());
+            for chunk in batch.chunks(ROWS_PER_INSERT) {
+                let mut q = QueryBuilder::<$Db>::new(
+                    "INSERT INTO orders (external_id, customer_id, placed_at, currency, total_minor, refunded_minor, \
+                     recorded_at) ",
+                );
+                let mut planned = Vec::with_capacity(chunk.len());
+                for o in chunk {
+                    let ext = o.customer.external_id.as_ref().map(|v| v.as_str()).unwrap_or_default();
+                    let customer_key = *customer_keys.get(ext).ok_or_else(|| {
+                        StoreError::not_found("customer", format!("customer {ext:?} of line {}", o.line_number))
+                    })?;
+                    planned.push((o, customer_key, refund_plan(o)?));
+                }
+                q.push_values(&planned, |mut b, (o, customer_key, plan)| {
+                    b.push_bind(o.order.external_id.as_ref().map(|v| v.as_str().to_owned()))
+                        .push_bind(*customer_key)
+                        .push_bind(micros(o.order.placed_at))
+                        .push_bind(o.order.currency.code().to_owned())
+                        .push_bind(o.order.total_minor())
+                        .push_bind(plan.iter().flat_map(|r| r.1.iter()).map(|l| l.amount_minor).sum::<i64>())
+                        .push_bind(micros(now));
+                });
+                q.push(" ON CONFLICT (external_id) DO NOTHING RETURNING id, external_id");
+                let rows = q.build().fetch_all(&mut *c).await?;
+                summary.orders_created += rows.len() as u64;
+                summary.orders_existing += (chunk.len() - rows.len()) as u64;
+                for r in rows {
+                    order_keys.insert(r.try_get("external_id")?, r.try_get("id")?);
+                }
+                // Lines of the new orders, with what the file's refunds returned already counted.
+                let mut lines = Vec::new();
+                for (o, _, plan) in &planned {
+                    let Some(&order_key) = o.order.external_id.as_ref().and_then(|e| order_keys.get(e.as_str())) else {
+                        continue;
+                    };
+                    for (i, l) in o.order.lines.iter().enumerate() {
+                        let refunded: u32 = plan.iter().flat_map(|r| r.1.iter()).filter(|r| r.line == i).map(|r| r.quantity).sum();
+                        lines.push((order_key, i, l, refunded));
+                    }
+                }
+                summary.lines_created += insert_lines(c, lines.into_iter()).await?;
+                // Refunds of the new orders.
+                let mut refund_rows = Vec::new();
+                for (o, _, plan) in &planned {
+                    let Some(&order_key) = o.order.external_id.as_ref().and_then(|e| order_keys.get(e.as_str())) else {
+                        continue;
+                    };
+                    for (refund, lines) in plan {
+                        refund_rows.push((order_key, refund, lines));
+                    }
+                }
+                for (order_key, refund, lines) in refund_rows {
+                    let refund_key: Option<i64> = sqlx::query_scalar(
+                        "INSERT INTO refunds (external_id, order_id, refunded_at, amount_minor) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (external_id) DO NOTHING RETURNING id",
+                    )
+                    .bind(refund.external_id.as_str())
+                    .bind(order_key)
+                    .bind(micros(refund.refunded_at))
+                    .bind(lines.iter().map(|l| l.amount_minor).sum::<i64>())
+                    .fetch_optional(&mut *c)
+                    .await?;
+                    let Some(refund_key) = refund_key else { continue };
+                    summary.refunds_created += 1;
+                    let mut q =
+                        QueryBuilder::<$Db>::new("INSERT INTO refund_lines (refund_id, line_no, quantity, amount_minor) ");
+                    q.push_values(lines, |mut b, l| {
+                        b.push_bind(refund_key)
+                            .push_bind(l.line as i64)
+                            .push_bind(i64::from(l.quantity))
+                            .push_bind(l.amount_minor);
+                    });
+                    q.build().execute(&mut *c).await?;
+                }
+            }
+            Ok(summary)
+        }
+
+        /// The refunds of an imported order, each with the lines it returns, checked against the order.
+        fn refund_plan(
+            o: &ImportedOrder,
+        ) -> Result<Vec<(&regulars_core::ImportedRefund, Vec<regulars_core::RefundLine>)>> {
+            let as_order = Order {
+                id: OrderId::from_key(1),
+                external_id: None,
+                customer_id: CustomerId::from_key(1),
+                placed_at: o.order.placed_at,
+                currency: o.order.currency,
+                lines: o.order.lines.clone(),
+                total_minor: o.order.total_minor(),
+                refunded_minor: 0,
+            };
+            let mut refunded = vec![0u32; o.order.lines.len()];
+            let mut out = Vec::with_capacity(o.refunds.len());
+            for refund in &o.refunds {
+                let kind = regulars_core::RefundDraftKind::Lines(refund.lines.clone());
+                let lines = plan_refund(&as_order, &refunded, &kind)
+                    .map_err(|e| e.within(&format!("line {}: refund ", o.line_number)))?;
+                for l in &lines {
+                    refunded[l.line] += l.quantity;
+                }
+                out.push((refund, lines));
+            }
+            Ok(out)
+        }
+
+        // ----- idempotency -----
+
+        pub(crate) async fn store_idempotent_response(
+            c: &mut $Conn,
+            scope: &str,
+            key: &str,
+            request_hash: &str,
+            status: u16,
+            body: &str,
+        ) -> Result<()> {
+            let inserted = sqlx::query(
+                "INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, key) DO NOTHING",
+            )
+            .bind(scope)
+            .bind(key)
+            .bind(request_hash)
+            .bind(i64::from(status))
+            .bind(body)
+            .bind(micros(Utc::now()))
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+            if inserted == 0 { Err(StoreError::IdempotencyRace) } else { Ok(()) }
+        }
+
+        pub(crate) async fn idempotent_response(c: &mut $Conn, scope: &str, key: &str) -> Result<Option<StoredResponse>> {
+            let row = sqlx::query("SELECT request_hash, status, body FROM idempotency_keys WHERE scope = $1 AND key = $2")
+                .bind(scope)
+                .bind(key)
+                .fetch_optional(&mut *c)
+                .await?;
+            row.map(|r| {
+                Ok(StoredResponse {
+                    request_hash: r.try_get("request_hash")?,
+                    status: r.try_get::<i64, _>("status")? as u16,
+                    body: r.try_get("body")?,
+                })
+            })
+            .transpose()
+        }
+
+        // ----- API keys -----
+
+        pub(crate) async fn insert_api_key(
+            c: &mut $Conn,
+            prefix: &str,
+            hash: &str,
+            name: &str,
+            role: Role,
+            now: DateTime<Utc>,
+        ) -> Result<ApiKey> {
+            let row = sqlx::query(
+                "INSERT INTO api_keys (prefix, secret_hash, name, role, created_at) VALUES ($1, $2, $3, $4, $5) \
+                 RETURNING id, prefix, secret_hash, name, role, created_at, revoked_at",
+            )
+            .bind(prefix)
+            .bind(hash)
+            .bind(name)
+            .bind(role.as_str())
+            .bind(micros(now))
+            .fetch_one(&mut *c)
+            .await?;
+            Ok(api_key_from_row(&row)?.0)
+        }
+
+        pub(crate) async fn api_key_by_prefix(c: &mut $Conn, prefix: &str) -> Result<Option<(ApiKey, String)>> {
+            let row = sqlx::query(
+                "SELECT id, prefix, secret_hash, name, role, created_at, revoked_at FROM api_keys WHERE prefix = $1",
+            )
+            .bind(prefix)
+            .fetch_optional(&mut *c)
+            .await?;
+            row.as_ref().map(api_key_from_row).transpose()
+        }
+
+        pub(crate) async fn api_keys(c: &mut $Conn) -> Result<Vec<ApiKey>> {
+            let rows =
+                sqlx::query("SELECT id, prefix, secret_hash, name, role, created_at, revoked_at FROM api_keys ORDER BY id")
+                    .fetch_all(&mut *c)
+                    .await?;
+            rows.iter().map(|r| api_key_from_row(r).map(|(k, _)| k)).collect()
+        }
+
+        pub(crate) async fn revoke_api_key(c: &mut $Conn, prefix: &str, now: DateTime<Utc>) -> Result<Option<ApiKey>> {
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE prefix = $2 AND revoked_at IS NULL")
+                .bind(micros(now))
+                .bind(prefix)
+                .execute(&mut *c)
+                .await?;
+            Ok(api_key_by_prefix(c, prefix).await?.map(|(k, _)| k))
+        }
+    };
+}
+
+pub(crate) mod sqlite {
+    define_ops!(sqlx::Sqlite, sqlx::SqliteConnection);
+}
+
+pub(crate) mod postgres {
+    define_ops!(sqlx::Postgres, sqlx::PgConnection);
+}
