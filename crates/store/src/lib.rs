@@ -56,6 +56,15 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The database cannot be reached right now (as opposed to a request it refused).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Closed
+                | StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+        )
+    }
+
     pub(crate) fn not_found(field: &str, what: impl Into<String>) -> Self {
         StoreError::NotFound { field: field.to_owned(), what: what.into() }
     }

@@ -1,0 +1,138 @@
+//! The OpenAPI 3.1 document, built from the route table so that every route is described.
+
+use serde_json::{Map, Value, json};
+
+use crate::error::ErrorCode;
+use crate::routes::ROUTES;
+
+fn schemas() -> Value {
+    let text = json!({ "type": ["string", "null"] });
+    let money = json!({ "type": "object", "properties": {
+        "amount_minor": { "type": "integer", "description": "integer minor units, e.g. cents" },
+        "currency": { "type": "string", "description": "ISO 4217 code" } } });
+    json!({
+        "Problem": { "type": "object", "description": "RFC 9457 problem document", "properties": {
+            "type": { "type": "string" }, "title": { "type": "string" }, "status": { "type": "integer" },
+            "detail": { "type": "string" }, "field": { "type": "string", "description": "the input at fault, e.g. lines[0].quantity" },
+            "code": { "type": "string", "enum": ErrorCode::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>() } },
+            "required": ["type", "title", "status", "detail", "code"] },
+        "Money": money,
+        "MarketingConsent": { "type": "object", "properties": {
+            "granted": { "type": "boolean" }, "source": text, "recorded_at": { "type": ["string", "null"], "format": "date-time" } },
+            "required": ["granted"] },
+        "CustomerIn": { "type": "object", "additionalProperties": false, "properties": {
+            "external_id": text, "email": text, "phone": text, "name": text,
+            "birthday": { "type": ["string", "null"], "format": "date" }, "locale": text,
+            "time_zone": { "type": ["string", "null"], "description": "IANA name, e.g. Europe/Berlin" },
+            "marketing_consent": { "$ref": "#/components/schemas/MarketingConsent" },
+            "attributes": { "type": "object", "additionalProperties": { "type": "string" } } } },
+        "Customer": { "type": "object", "properties": {
+            "id": { "type": "string", "example": "cus_42" }, "external_id": text, "email": text, "phone": text,
+            "name": text, "birthday": text, "locale": text, "time_zone": text,
+            "marketing_consent": { "$ref": "#/components/schemas/MarketingConsent" },
+            "attributes": { "type": "object" }, "first_seen_at": { "type": "string", "format": "date-time" },
+            "erased_at": { "type": ["string", "null"], "format": "date-time" } } },
+        "ProductIn": { "type": "object", "additionalProperties": false, "required": ["sku", "name"], "properties": {
+            "sku": { "type": "string" }, "name": { "type": "string" }, "category": text,
+            "price_minor": { "type": ["integer", "null"], "minimum": 0 }, "currency": text } },
+        "Product": { "type": "object", "properties": {
+            "id": { "type": "string", "example": "prd_7" }, "sku": { "type": "string" }, "name": { "type": "string" },
+            "category": text, "price": { "$ref": "#/components/schemas/Money" } } },
+        "OrderLineIn": { "type": "object", "additionalProperties": false, "required": ["sku", "quantity", "unit_price_minor"], "properties": {
+            "sku": { "type": "string" }, "name": text, "quantity": { "type": "integer", "minimum": 1 },
+            "unit_price_minor": { "type": "integer", "minimum": 0 }, "discount_minor": { "type": "integer", "minimum": 0 } } },
+        "OrderIn": { "type": "object", "additionalProperties": false, "required": ["placed_at", "currency", "lines"], "properties": {
+            "external_id": { "type": ["string", "null"], "description": "recording an order whose external_id exists returns the existing order" },
+            "customer_id": text, "customer_external_id": text,
+            "placed_at": { "type": "string", "format": "date-time" }, "currency": { "type": "string" },
+            "lines": { "type": "array", "minItems": 1, "items": { "$ref": "#/components/schemas/OrderLineIn" } } } },
+        "Order": { "type": "object", "properties": {
+            "id": { "type": "string", "example": "ord_9" }, "external_id": text, "customer_id": { "type": "string" },
+            "placed_at": { "type": "string", "format": "date-time" }, "currency": { "type": "string" },
+            "total": { "$ref": "#/components/schemas/Money" }, "refunded": { "$ref": "#/components/schemas/Money" },
+            "lines": { "type": "array", "items": { "type": "object" } } } },
+        "RefundIn": { "type": "object", "additionalProperties": false, "properties": {
+            "external_id": text, "refunded_at": { "type": ["string", "null"], "format": "date-time" }, "reason": text,
+            "lines": { "type": ["array", "null"], "description": "absent: refund everything not yet refunded",
+                "items": { "type": "object", "required": ["line", "quantity"], "properties": {
+                    "line": { "type": "integer", "minimum": 0 }, "quantity": { "type": "integer", "minimum": 1 } } } } } },
+        "Refund": { "type": "object", "properties": {
+            "id": { "type": "string", "example": "ref_3" }, "order_id": { "type": "string" }, "external_id": text,
+            "refunded_at": { "type": "string", "format": "date-time" }, "reason": text,
+            "amount": { "$ref": "#/components/schemas/Money" }, "lines": { "type": "array", "items": { "type": "object" } } } },
+        "KeyIn": { "type": "object", "additionalProperties": false, "required": ["name", "role"], "properties": {
+            "name": { "type": "string" }, "role": { "type": "string", "enum": ["owner", "analyst", "agent", "cashier", "integration"] } } },
+        "Page": { "type": "object", "properties": {
+            "items": { "type": "array", "items": {} }, "next_cursor": { "type": ["string", "null"] } } },
+    })
+}
+
+/// The request and response schemas of a route, by method and path.
+fn bodies(method: &str, path: &str) -> (Option<&'static str>, &'static str) {
+    match (method, path) {
+        ("POST", "/api/v1/customers") => (Some("CustomerIn"), "Customer"),
+        ("PATCH", "/api/v1/customers/{id}") => (Some("CustomerIn"), "Customer"),
+        ("GET", "/api/v1/customers/{id}") | ("POST", "/api/v1/customers/{id}/erase") => (None, "Customer"),
+        ("POST", "/api/v1/products") => (Some("ProductIn"), "Product"),
+        ("GET", "/api/v1/products/{id}") => (None, "Product"),
+        ("POST", "/api/v1/orders") => (Some("OrderIn"), "Order"),
+        ("GET", "/api/v1/orders/{id}") => (None, "Order"),
+        ("POST", "/api/v1/orders/{id}/refunds") => (Some("RefundIn"), "Refund"),
+        ("POST", "/api/v1/keys") => (Some("KeyIn"), "Page"),
+        _ => (None, "Page"),
+    }
+}
+
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for route in ROUTES {
+        let (request, response) = bodies(route.method, route.path);
+        let mut op = json!({
+            "summary": route.summary,
+            "responses": {
+                "200": { "description": "success", "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{response}") } } } },
+                "default": { "description": "a problem", "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } },
+            },
+        });
+        if let Some(operation) = route.operation {
+            op["security"] = json!([{ "bearer": [] }]);
+            op["x-operation"] = format!("{operation:?}").into();
+            let roles: Vec<&str> = regulars_core::Role::ALL
+                .into_iter()
+                .filter(|r| regulars_core::access::allows(*r, operation))
+                .map(|r| r.as_str())
+                .collect();
+            op["x-roles"] = json!(roles);
+        }
+        let mut parameters: Vec<Value> = route
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .collect();
+        if route.method != "GET" {
+            parameters.push(json!({ "name": "Idempotency-Key", "in": "header", "required": false, "schema": { "type": "string", "maxLength": 255 },
+                "description": "replays return the first response; the same key with another body is 422" }));
+        } else if response == "Page" && route.operation.is_some() {
+            parameters.push(json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 200 } }));
+            parameters.push(json!({ "name": "cursor", "in": "query", "schema": { "type": "string" } }));
+        }
+        if !parameters.is_empty() {
+            op["parameters"] = parameters.into();
+        }
+        if let Some(request) = request {
+            op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{request}") } } } });
+        }
+        let entry = paths.entry(route.path.to_owned()).or_insert_with(|| json!({}));
+        entry[route.method.to_ascii_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "Regulars API", "version": "1", "description": "Customer retention: customers, products, orders, refunds. Errors are RFC 9457 problem documents with a stable code." },
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "an API key: rgl_..." } },
+        },
+    })
+}

@@ -1,0 +1,51 @@
+//! Every route of the API with the operation it performs: the table the authorisation middleware,
+//! the OpenAPI document and the role tests all read. A route missing here is refused.
+
+use regulars_core::Operation;
+
+/// One route: method, path pattern (axum syntax), the operation it needs (`None`: no key needed).
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub operation: Option<Operation>,
+    pub summary: &'static str,
+}
+
+const fn route(method: &'static str, path: &'static str, operation: Operation, summary: &'static str) -> Route {
+    Route { method, path, operation: Some(operation), summary }
+}
+
+const fn public(method: &'static str, path: &'static str, summary: &'static str) -> Route {
+    Route { method, path, operation: None, summary }
+}
+
+use Operation::*;
+
+pub const ROUTES: &[Route] = &[
+    public("GET", "/healthz", "Liveness: the process answers"),
+    public("GET", "/readyz", "Readiness: the database answers"),
+    public("GET", "/metrics", "Prometheus metrics"),
+    public("GET", "/api/v1/openapi.json", "This API's OpenAPI document"),
+    route("POST", "/api/v1/customers", CustomersWrite, "Create a customer"),
+    route("GET", "/api/v1/customers", CustomersRead, "List customers, or find them by external_id, email or phone"),
+    route("GET", "/api/v1/customers/{id}", CustomersRead, "Get a customer"),
+    route("PATCH", "/api/v1/customers/{id}", CustomersWrite, "Update a customer; null clears a field"),
+    route("GET", "/api/v1/customers/{id}/orders", OrdersRead, "List a customer's orders"),
+    route("GET", "/api/v1/customers/{id}/export", PrivacyExport, "Everything stored about a customer"),
+    route("POST", "/api/v1/customers/{id}/erase", PrivacyErase, "Erase a customer's personal data, keeping orders"),
+    route("POST", "/api/v1/products", ProductsWrite, "Create a product, or update the one with the same SKU"),
+    route("GET", "/api/v1/products", ProductsRead, "List products"),
+    route("GET", "/api/v1/products/{id}", ProductsRead, "Get a product"),
+    route("POST", "/api/v1/orders", OrdersWrite, "Record an order (once per external_id)"),
+    route("GET", "/api/v1/orders/{id}", OrdersRead, "Get an order"),
+    route("POST", "/api/v1/orders/{id}/refunds", RefundsWrite, "Refund an order, whole or per line"),
+    route("GET", "/api/v1/orders/{id}/refunds", OrdersRead, "List an order's refunds"),
+    route("POST", "/api/v1/keys", KeysManage, "Create an API key (its secret is shown once)"),
+    route("GET", "/api/v1/keys", KeysManage, "List API keys"),
+    route("POST", "/api/v1/keys/{prefix}/revoke", KeysManage, "Revoke an API key"),
+];
+
+pub fn find(method: &str, path: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| r.method == method && r.path == path)
+}

@@ -1,0 +1,360 @@
+//! The JSON shapes of the API and their conversion to and from domain types. Domain types do not
+//! derive `Serialize`: the wire format is decided here, and only here.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use regulars_core::customer::{parse_attributes, parse_birthday, parse_locale, parse_name, parse_time_zone};
+use regulars_core::order::CustomerRef;
+use regulars_core::text::bounded_text;
+use regulars_core::{
+    Consent, Currency, Customer, CustomerDraft, CustomerId, CustomerPatch, Email, ExternalId, FieldError, Money, Order,
+    OrderDraft, OrderId, OrderLine, Phone, Product, ProductDraft, Quantity, Refund, RefundDraft, RefundDraftKind,
+    RefundLine, Sku,
+};
+use regulars_store::{ApiKey, CustomerExport};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Value, json};
+
+pub fn time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+pub fn parse_time(field: &str, raw: &str) -> Result<DateTime<Utc>, FieldError> {
+    DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc)).map_err(|_| {
+        FieldError::new(field, format!("{raw:?} is not an RFC 3339 date and time that exists, e.g. 2026-03-01T09:30:00Z"))
+    })
+}
+
+pub fn money(m: Money) -> Value {
+    json!({ "amount_minor": m.minor, "currency": m.currency.code() })
+}
+
+/// Distinguishes a field that is absent (`None`) from one set to `null` (`Some(None)`).
+fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn opt<T>(value: Option<&str>, parse: impl FnOnce(&str) -> Result<T, FieldError>) -> Result<Option<T>, FieldError> {
+    value.map(parse).transpose()
+}
+
+// ----- customers -----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketingConsentIn {
+    pub granted: bool,
+    pub source: Option<String>,
+    /// When consent was given; the time of the request when absent.
+    pub recorded_at: Option<String>,
+}
+
+impl MarketingConsentIn {
+    fn parse(self, now: DateTime<Utc>) -> Result<Consent, FieldError> {
+        Ok(Consent {
+            marketing: self.granted,
+            recorded_at: Some(opt(self.recorded_at.as_deref(), |v| parse_time("marketing_consent.recorded_at", v))?.unwrap_or(now)),
+            source: opt(self.source.as_deref(), |v| bounded_text("marketing_consent.source", v, 100))?,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerIn {
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub name: Option<String>,
+    pub birthday: Option<String>,
+    pub locale: Option<String>,
+    pub time_zone: Option<String>,
+    pub marketing_consent: Option<MarketingConsentIn>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl CustomerIn {
+    pub fn parse(self, now: DateTime<Utc>) -> Result<CustomerDraft, FieldError> {
+        Ok(CustomerDraft {
+            external_id: opt(self.external_id.as_deref(), |v| ExternalId::parse("external_id", v))?,
+            email: opt(self.email.as_deref(), |v| Email::parse("email", v))?,
+            phone: opt(self.phone.as_deref(), |v| Phone::parse("phone", v))?,
+            name: opt(self.name.as_deref(), |v| parse_name("name", v))?,
+            birthday: opt(self.birthday.as_deref(), |v| parse_birthday("birthday", v, now.date_naive()))?,
+            locale: opt(self.locale.as_deref(), |v| parse_locale("locale", v))?,
+            time_zone: opt(self.time_zone.as_deref(), |v| parse_time_zone("time_zone", v))?,
+            consent: self.marketing_consent.map(|c| c.parse(now)).transpose()?.unwrap_or_default(),
+            attributes: parse_attributes("attributes", self.attributes)?,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerPatchIn {
+    #[serde(default, deserialize_with = "double_option")]
+    pub email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub phone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub birthday: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub locale: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub time_zone: Option<Option<String>>,
+    pub marketing_consent: Option<MarketingConsentIn>,
+    pub attributes: Option<BTreeMap<String, String>>,
+}
+
+impl CustomerPatchIn {
+    pub fn parse(self, now: DateTime<Utc>) -> Result<CustomerPatch, FieldError> {
+        fn field<T>(
+            v: Option<Option<String>>,
+            parse: impl FnOnce(&str) -> Result<T, FieldError>,
+        ) -> Result<Option<Option<T>>, FieldError> {
+            v.map(|inner| inner.as_deref().map(parse).transpose()).transpose()
+        }
+        Ok(CustomerPatch {
+            email: field(self.email, |v| Email::parse("email", v))?,
+            phone: field(self.phone, |v| Phone::parse("phone", v))?,
+            name: field(self.name, |v| parse_name("name", v))?,
+            birthday: field(self.birthday, |v| parse_birthday("birthday", v, now.date_naive()))?,
+            locale: field(self.locale, |v| parse_locale("locale", v))?,
+            time_zone: field(self.time_zone, |v| parse_time_zone("time_zone", v))?,
+            consent: self.marketing_consent.map(|c| c.parse(now)).transpose()?,
+            attributes: self.attributes.map(|a| parse_attributes("attributes", a)).transpose()?,
+        })
+    }
+}
+
+pub fn customer(c: &Customer) -> Value {
+    json!({
+        "id": c.id.to_string(),
+        "external_id": c.external_id.as_ref().map(ToString::to_string),
+        "email": c.email.as_ref().map(|e| e.as_str()),
+        "phone": c.phone.as_ref().map(|p| p.as_str()),
+        "name": c.name,
+        "birthday": c.birthday.map(|b: NaiveDate| b.to_string()),
+        "locale": c.locale,
+        "time_zone": c.time_zone,
+        "marketing_consent": {
+            "granted": c.consent.marketing,
+            "recorded_at": c.consent.recorded_at.map(time),
+            "source": c.consent.source,
+        },
+        "attributes": c.attributes,
+        "first_seen_at": time(c.first_seen_at),
+        "erased_at": c.erased_at.map(time),
+    })
+}
+
+// ----- products -----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductIn {
+    pub sku: String,
+    pub name: String,
+    pub category: Option<String>,
+    pub price_minor: Option<i64>,
+    pub currency: Option<String>,
+}
+
+impl ProductIn {
+    pub fn parse(self) -> Result<ProductDraft, FieldError> {
+        let price = match (self.price_minor, self.currency.as_deref()) {
+            (Some(minor), Some(code)) if minor >= 0 => Some(Money::new(minor, Currency::parse("currency", code)?)),
+            (Some(minor), Some(_)) => return Err(FieldError::new("price_minor", format!("must not be negative, got {minor}"))),
+            (None, None) => None,
+            (Some(_), None) => return Err(FieldError::new("currency", "is required with price_minor")),
+            (None, Some(_)) => return Err(FieldError::new("price_minor", "is required with currency")),
+        };
+        Ok(ProductDraft {
+            sku: Sku::parse("sku", &self.sku)?,
+            name: bounded_text("name", &self.name, 200)?,
+            category: opt(self.category.as_deref(), |v| bounded_text("category", v, 100))?,
+            price,
+        })
+    }
+}
+
+pub fn product(p: &Product) -> Value {
+    json!({
+        "id": p.id.to_string(),
+        "sku": p.sku.as_str(),
+        "name": p.name,
+        "category": p.category,
+        "price": p.price.map(money),
+    })
+}
+
+// ----- orders -----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderLineIn {
+    pub sku: String,
+    pub name: Option<String>,
+    pub quantity: i64,
+    pub unit_price_minor: i64,
+    #[serde(default)]
+    pub discount_minor: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderIn {
+    pub external_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub customer_external_id: Option<String>,
+    pub placed_at: String,
+    pub currency: String,
+    pub lines: Vec<OrderLineIn>,
+}
+
+impl OrderIn {
+    pub fn parse(self) -> Result<OrderDraft, FieldError> {
+        let customer = match (self.customer_id.as_deref(), self.customer_external_id.as_deref()) {
+            (Some(id), None) => CustomerRef::Id(CustomerId::parse("customer_id", id)?),
+            (None, Some(ext)) => CustomerRef::External(ExternalId::parse("customer_external_id", ext)?),
+            (Some(_), Some(_)) => {
+                return Err(FieldError::new("customer_id", "give customer_id or customer_external_id, not both"));
+            }
+            (None, None) => return Err(FieldError::new("customer_id", "customer_id or customer_external_id is required")),
+        };
+        let mut lines = Vec::with_capacity(self.lines.len());
+        for (i, l) in self.lines.into_iter().enumerate() {
+            let prefix = format!("lines[{i}].");
+            let parsed = (|| {
+                let name = opt(l.name.as_deref(), |v| bounded_text("name", v, 200))?;
+                OrderLine::new(Sku::parse("sku", &l.sku)?, name, Quantity::new("quantity", l.quantity)?, l.unit_price_minor, l.discount_minor)
+            })();
+            lines.push(parsed.map_err(|e| e.within(&prefix))?);
+        }
+        OrderDraft::new(
+            opt(self.external_id.as_deref(), |v| ExternalId::parse("external_id", v))?,
+            customer,
+            parse_time("placed_at", &self.placed_at)?,
+            Currency::parse("currency", &self.currency)?,
+            lines,
+        )
+    }
+}
+
+pub fn order(o: &Order) -> Value {
+    json!({
+        "id": o.id.to_string(),
+        "external_id": o.external_id.as_ref().map(ToString::to_string),
+        "customer_id": o.customer_id.to_string(),
+        "placed_at": time(o.placed_at),
+        "currency": o.currency.code(),
+        "total": money(Money::new(o.total_minor, o.currency)),
+        "refunded": money(Money::new(o.refunded_minor, o.currency)),
+        "lines": o.lines.iter().map(|l| json!({
+            "sku": l.sku.as_str(),
+            "name": l.name,
+            "quantity": l.quantity.get(),
+            "unit_price_minor": l.unit_price_minor,
+            "discount_minor": l.discount_minor,
+            "net_minor": l.net_minor(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+// ----- refunds -----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundLineIn {
+    /// The position of the line in the order, from 0.
+    pub line: usize,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundIn {
+    pub external_id: Option<String>,
+    pub refunded_at: Option<String>,
+    pub reason: Option<String>,
+    /// Which lines and how many; absent means everything not yet refunded.
+    pub lines: Option<Vec<RefundLineIn>>,
+}
+
+impl RefundIn {
+    pub fn parse(self, order_id: OrderId, now: DateTime<Utc>) -> Result<RefundDraft, FieldError> {
+        let kind = match self.lines {
+            None => RefundDraftKind::Whole,
+            Some(lines) if lines.is_empty() => return Err(FieldError::new("lines", "leave lines out to refund everything")),
+            Some(lines) => RefundDraftKind::Lines(
+                lines
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, l)| {
+                        let quantity = u32::try_from(l.quantity)
+                            .ok()
+                            .filter(|q| *q > 0)
+                            .ok_or_else(|| FieldError::new(format!("lines[{i}].quantity"), format!("must be at least 1, got {}", l.quantity)))?;
+                        Ok(RefundLine { line: l.line, quantity, amount_minor: 0 })
+                    })
+                    .collect::<Result<_, FieldError>>()?,
+            ),
+        };
+        Ok(RefundDraft {
+            external_id: opt(self.external_id.as_deref(), |v| ExternalId::parse("external_id", v))?,
+            order_id,
+            refunded_at: opt(self.refunded_at.as_deref(), |v| parse_time("refunded_at", v))?.unwrap_or(now),
+            reason: opt(self.reason.as_deref(), |v| bounded_text("reason", v, 500))?,
+            kind,
+        })
+    }
+}
+
+pub fn refund(r: &Refund, currency: Currency) -> Value {
+    json!({
+        "id": r.id.to_string(),
+        "external_id": r.external_id.as_ref().map(ToString::to_string),
+        "order_id": r.order_id.to_string(),
+        "refunded_at": time(r.refunded_at),
+        "reason": r.reason,
+        "amount": money(Money::new(r.amount_minor, currency)),
+        "lines": r.lines.iter().map(|l| json!({"line": l.line, "quantity": l.quantity, "amount_minor": l.amount_minor})).collect::<Vec<_>>(),
+    })
+}
+
+pub fn export(e: &CustomerExport) -> Value {
+    let currency_of = |order_id: OrderId| e.orders.iter().find(|o| o.id == order_id).map(|o| o.currency);
+    json!({
+        "customer": customer(&e.customer),
+        "orders": e.orders.iter().map(order).collect::<Vec<_>>(),
+        "refunds": e.refunds.iter().filter_map(|r| Some(refund(r, currency_of(r.order_id)?))).collect::<Vec<_>>(),
+    })
+}
+
+// ----- keys -----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyIn {
+    pub name: String,
+    pub role: String,
+}
+
+pub fn api_key(k: &ApiKey) -> Value {
+    json!({
+        "prefix": k.prefix,
+        "name": k.name,
+        "role": k.role.as_str(),
+        "created_at": time(k.created_at),
+        "revoked_at": k.revoked_at.map(time),
+    })
+}
+
+/// A page of results with the cursor of the next page (`null` on the last).
+pub fn page(items: Vec<Value>, next_cursor: Option<String>) -> Value {
+    json!({ "items": items, "next_cursor": next_cursor })
+}
