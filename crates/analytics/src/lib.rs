@@ -1,1 +1,13 @@
-//! regulars-analytics
+//! `regulars-analytics`: the retention analytics engine of Regulars.
+//!
+//! Pure and parallel: no I/O, no clock (every `now` / `as_of` is a parameter), money in integer minor
+//! units on input. Start from a [`log::TransactionLogBuilder`], build a [`log::TransactionLog`], then
+//! derive summaries, models and metrics from it.
+
+pub mod error;
+pub mod log;
+pub mod summary;
+
+pub use error::{AnalyticsError, Result};
+pub use log::{CustomerKey, LogOptions, TimeUnit, TransactionLog, TransactionLogBuilder};
+pub use summary::{CalibrationHoldout, CustomerSummaries, calibration_and_holdout, summarize};
