@@ -6,7 +6,9 @@
 
 pub mod error;
 pub mod log;
+pub mod models;
 pub mod summary;
+pub mod synth;
 
 pub use error::{AnalyticsError, Result};
 pub use log::{CustomerKey, LogOptions, TimeUnit, TransactionLog, TransactionLogBuilder};
