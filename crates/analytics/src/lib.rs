@@ -7,6 +7,7 @@
 pub mod error;
 pub mod log;
 pub mod models;
+pub mod special;
 pub mod summary;
 pub mod synth;
 
