@@ -4,9 +4,13 @@
 //! units on input. Start from a [`log::TransactionLogBuilder`], build a [`log::TransactionLog`], then
 //! derive summaries, models and metrics from it.
 
+// Index loops mirror the formulas in the numerical code; iterator chains would obscure them.
+#![allow(clippy::needless_range_loop)]
+
 pub mod error;
 pub mod log;
 pub mod models;
+pub mod optimize;
 pub mod special;
 pub mod summary;
 pub mod synth;

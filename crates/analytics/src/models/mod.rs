@@ -41,3 +41,24 @@ pub struct GammaGammaParams {
     /// Rate of the distribution of ν across customers (Fader and Hardie's γ).
     pub v: f64,
 }
+
+pub mod bg_nbd;
+pub mod data;
+
+pub use bg_nbd::{BgNbd, MbgNbd};
+pub use data::{BtydData, FitDiagnostics, Fitted};
+
+use crate::error::Result;
+
+/// What every purchase-process model predicts. Times are in the model's time unit; `x` is the
+/// frequency (repeat purchases), `t_x` the recency and `age` the customer's age T.
+pub trait PurchaseModel: Send + Sync {
+    /// Short name (`bg_nbd`, `mbg_nbd`, `pareto_nbd`).
+    fn name(&self) -> &'static str;
+    /// Probability that the customer is still alive at the end of the observation.
+    fn probability_alive(&self, x: f64, t_x: f64, age: f64) -> Result<f64>;
+    /// Expected purchases in the next `t` time units given the customer's history.
+    fn expected_purchases(&self, t: f64, x: f64, t_x: f64, age: f64) -> Result<f64>;
+    /// Expected repeat purchases E[X(t)] of a customer in the first `t` time units after acquisition.
+    fn expected_purchases_population(&self, t: f64) -> Result<f64>;
+}
