@@ -43,10 +43,16 @@ pub struct GammaGammaParams {
 }
 
 pub mod bg_nbd;
+pub mod clv;
 pub mod data;
+pub mod gamma_gamma;
+pub mod pareto_nbd;
 
 pub use bg_nbd::{BgNbd, MbgNbd};
+pub use clv::{customer_lifetime_value, periods_per_month};
 pub use data::{BtydData, FitDiagnostics, Fitted};
+pub use gamma_gamma::GammaGamma;
+pub use pareto_nbd::ParetoNbd;
 
 use crate::error::Result;
 
