@@ -141,7 +141,7 @@ where
             step *= 5.0 / longest;
         }
         let mut accepted = None;
-        for _ in 0..60 {
+        for _ in 0..40 {
             let trial: Vec<f64> = x
                 .iter()
                 .zip(&direction)
@@ -152,7 +152,21 @@ where
                 accepted = Some((trial, ft, gt));
                 break;
             }
-            step *= 0.5;
+            // Minimum of the quadratic through f, the slope and ft, kept within [0.1, 0.5] of the step.
+            let next = if ft.is_finite() {
+                let curvature = ft - f - slope * step;
+                if curvature > 0.0 {
+                    -slope * step * step / (2.0 * curvature)
+                } else {
+                    0.5 * step
+                }
+            } else {
+                0.1 * step
+            };
+            step = next.clamp(0.1 * step, 0.5 * step);
+            if step * max_abs(&direction) < 1e-15 {
+                break;
+            }
         }
         let Some((trial, ft, gt)) = accepted else {
             converged = max_abs(&g) < options.gradient_tolerance.sqrt();
@@ -174,9 +188,9 @@ where
         x = trial;
         f = ft;
         g = gt;
-        if improvement <= 1e-16 * f.abs().max(1.0) {
+        if improvement <= 1e-15 * f.abs().max(1.0) {
             stalled += 1;
-            if stalled >= 5 {
+            if stalled >= 2 {
                 converged = max_abs(&g) < options.gradient_tolerance.sqrt();
                 message = "objective stopped improving".into();
                 break;
