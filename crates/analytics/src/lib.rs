@@ -1,1 +1,20 @@
-//! regulars-analytics
+//! `regulars-analytics`: the retention analytics engine of Regulars.
+//!
+//! Pure and parallel: no I/O, no clock (every `now` / `as_of` is a parameter), money in integer minor
+//! units on input. Start from a [`log::TransactionLogBuilder`], build a [`log::TransactionLog`], then
+//! derive summaries, models and metrics from it.
+
+// Index loops mirror the formulas in the numerical code; iterator chains would obscure them.
+#![allow(clippy::needless_range_loop)]
+
+pub mod error;
+pub mod log;
+pub mod models;
+pub mod optimize;
+pub mod special;
+pub mod summary;
+pub mod synth;
+
+pub use error::{AnalyticsError, Result};
+pub use log::{CustomerKey, LogOptions, TimeUnit, TransactionLog, TransactionLogBuilder};
+pub use summary::{CalibrationHoldout, CustomerSummaries, calibration_and_holdout, summarize};

@@ -1,0 +1,609 @@
+//! The transaction log in columns: the one input every analysis derives from.
+//!
+//! Records (customer key, purchase time, amount in minor units, optional SKUs) go into a
+//! [`TransactionLogBuilder`]; [`TransactionLogBuilder::build`] groups them by customer with a counting
+//! sort (linear in the number of records), orders each customer's purchases by time, and by default
+//! merges the purchases a customer made on one day into one transaction, as the BTYD literature and
+//! the Python `lifetimes` library do. The result, [`TransactionLog`], holds plain columns
+//! (customer index `u32`, day `i32`, amount `i64`) sorted by customer and then by day.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AnalyticsError, Result};
+
+/// Days from 0001-01-01 (chrono's "day 1 of the common era") to 1970-01-01.
+const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
+/// The day number used in the columns: days since 1970-01-01.
+pub fn day_number(date: NaiveDate) -> i32 {
+    date.num_days_from_ce() - UNIX_EPOCH_DAYS_FROM_CE
+}
+
+/// The calendar date of a day number (days since 1970-01-01).
+pub fn date_of_day_number(day: i32) -> NaiveDate {
+    NaiveDate::from_num_days_from_ce_opt(day + UNIX_EPOCH_DAYS_FROM_CE).unwrap_or(NaiveDate::MIN)
+}
+
+/// The unit in which recency, age and model time are expressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeUnit {
+    /// Calendar days.
+    Day,
+    /// Weeks of seven days; fractional weeks are kept (as `lifetimes` with `freq="D", freq_multiplier=7`
+    /// and as in Fader and Hardie's CDNOW figures, where T = 38.86 weeks).
+    #[default]
+    Week,
+    /// Average Gregorian months of 365.2425 / 12 days; fractional months are kept.
+    Month,
+}
+
+impl TimeUnit {
+    /// Length of one unit in days.
+    pub fn days(self) -> f64 {
+        match self {
+            TimeUnit::Day => 1.0,
+            TimeUnit::Week => 7.0,
+            TimeUnit::Month => 365.2425 / 12.0,
+        }
+    }
+}
+
+/// Options of the log builder.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LogOptions {
+    /// Unit of recency, age and model time used by default in summaries built from this log.
+    pub time_unit: TimeUnit,
+    /// Merge the purchases one customer made on one day into one transaction (amounts summed,
+    /// SKUs concatenated, earliest time of day kept). On by default.
+    pub merge_same_day: bool,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            time_unit: TimeUnit::Week,
+            merge_same_day: true,
+        }
+    }
+}
+
+/// A customer key as given by the caller, kept for output.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CustomerKey {
+    /// A numeric key.
+    Number(u64),
+    /// A textual key.
+    Text(String),
+}
+
+impl fmt::Display for CustomerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CustomerKey::Number(n) => write!(f, "{n}"),
+            CustomerKey::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A borrowed customer key, accepted by [`TransactionLogBuilder::push`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomerKeyRef<'a> {
+    /// A numeric key.
+    Number(u64),
+    /// A textual key.
+    Text(&'a str),
+}
+
+impl From<u64> for CustomerKeyRef<'_> {
+    fn from(n: u64) -> Self {
+        CustomerKeyRef::Number(n)
+    }
+}
+impl From<u32> for CustomerKeyRef<'_> {
+    fn from(n: u32) -> Self {
+        CustomerKeyRef::Number(n as u64)
+    }
+}
+impl<'a> From<&'a str> for CustomerKeyRef<'a> {
+    fn from(s: &'a str) -> Self {
+        CustomerKeyRef::Text(s)
+    }
+}
+impl<'a> From<&'a String> for CustomerKeyRef<'a> {
+    fn from(s: &'a String) -> Self {
+        CustomerKeyRef::Text(s.as_str())
+    }
+}
+impl<'a> From<&'a CustomerKey> for CustomerKeyRef<'a> {
+    fn from(k: &'a CustomerKey) -> Self {
+        match k {
+            CustomerKey::Number(n) => CustomerKeyRef::Number(*n),
+            CustomerKey::Text(s) => CustomerKeyRef::Text(s),
+        }
+    }
+}
+
+/// When a purchase happened: a day, and the time of day where known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurchaseTime {
+    /// Days since 1970-01-01.
+    pub day: i32,
+    /// Seconds since midnight, where the source had a time of day.
+    pub second_of_day: Option<u32>,
+}
+
+impl From<NaiveDate> for PurchaseTime {
+    fn from(date: NaiveDate) -> Self {
+        PurchaseTime {
+            day: day_number(date),
+            second_of_day: None,
+        }
+    }
+}
+impl From<NaiveDateTime> for PurchaseTime {
+    fn from(at: NaiveDateTime) -> Self {
+        PurchaseTime {
+            day: day_number(at.date()),
+            second_of_day: Some(at.time().num_seconds_from_midnight()),
+        }
+    }
+}
+
+/// A small, fast, non-cryptographic hasher (the Fx hash of rustc) for interning keys.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher {
+    hash: u64,
+}
+
+const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ n).wrapping_mul(FX_SEED);
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(n as u64)
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64)
+    }
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
+
+/// Collects purchase records and turns them into a [`TransactionLog`].
+#[derive(Debug, Default)]
+pub struct TransactionLogBuilder {
+    options: LogOptions,
+    number_keys: HashMap<u64, u32, FxBuild>,
+    text_keys: HashMap<String, u32, FxBuild>,
+    keys: Vec<CustomerKey>,
+    customer: Vec<u32>,
+    day: Vec<i32>,
+    second_of_day: Vec<u32>,
+    has_time: bool,
+    amount: Vec<i64>,
+    sku_start: Vec<u32>,
+    sku_ids: Vec<u32>,
+    sku_names: Vec<String>,
+    sku_lookup: HashMap<String, u32, FxBuild>,
+}
+
+impl TransactionLogBuilder {
+    /// A builder with the given options.
+    pub fn new(options: LogOptions) -> Self {
+        TransactionLogBuilder {
+            options,
+            ..Default::default()
+        }
+    }
+
+    /// A builder with room for `records` records.
+    pub fn with_capacity(options: LogOptions, records: usize) -> Self {
+        let mut builder = Self::new(options);
+        builder.customer.reserve(records);
+        builder.day.reserve(records);
+        builder.amount.reserve(records);
+        builder
+    }
+
+    /// Number of records pushed so far.
+    pub fn record_count(&self) -> usize {
+        self.customer.len()
+    }
+
+    fn intern(&mut self, key: CustomerKeyRef<'_>) -> Result<u32> {
+        let next = self.keys.len();
+        if next as u64 >= u32::MAX as u64 {
+            return Err(AnalyticsError::TooManyCustomers {
+                max: u32::MAX as u64 - 1,
+            });
+        }
+        let index = match key {
+            CustomerKeyRef::Number(n) => *self.number_keys.entry(n).or_insert_with(|| {
+                self.keys.push(CustomerKey::Number(n));
+                next as u32
+            }),
+            CustomerKeyRef::Text(s) => match self.text_keys.get(s) {
+                Some(&i) => i,
+                None => {
+                    self.text_keys.insert(s.to_owned(), next as u32);
+                    self.keys.push(CustomerKey::Text(s.to_owned()));
+                    next as u32
+                }
+            },
+        };
+        Ok(index)
+    }
+
+    /// Adds one purchase. Amounts are in minor units (cents) and must not be negative; a zero amount
+    /// is kept (it counts as a transaction with no value).
+    pub fn push<'a>(
+        &mut self,
+        customer: impl Into<CustomerKeyRef<'a>>,
+        at: impl Into<PurchaseTime>,
+        amount_minor: i64,
+    ) -> Result<()> {
+        self.push_with_skus(customer, at, amount_minor, &[] as &[&str])
+    }
+
+    /// Adds one purchase with the SKUs (item codes) it contained.
+    pub fn push_with_skus<'a, S: AsRef<str>>(
+        &mut self,
+        customer: impl Into<CustomerKeyRef<'a>>,
+        at: impl Into<PurchaseTime>,
+        amount_minor: i64,
+        skus: &[S],
+    ) -> Result<()> {
+        let record = self.customer.len();
+        if amount_minor < 0 {
+            return Err(AnalyticsError::NegativeAmount {
+                record,
+                amount_minor,
+            });
+        }
+        let at = at.into();
+        let index = self.intern(customer.into())?;
+        self.customer.push(index);
+        self.day.push(at.day);
+        if let Some(second) = at.second_of_day {
+            if !self.has_time {
+                self.has_time = true;
+                self.second_of_day.resize(record, 0);
+            }
+            self.second_of_day.push(second);
+        } else if self.has_time {
+            self.second_of_day.push(0);
+        }
+        self.amount.push(amount_minor);
+        if !skus.is_empty() && self.sku_start.is_empty() {
+            self.sku_start.resize(record + 1, 0);
+        }
+        if !self.sku_start.is_empty() {
+            for sku in skus {
+                let sku = sku.as_ref();
+                let id = match self.sku_lookup.get(sku) {
+                    Some(&id) => id,
+                    None => {
+                        let id = self.sku_names.len() as u32;
+                        self.sku_names.push(sku.to_owned());
+                        self.sku_lookup.insert(sku.to_owned(), id);
+                        id
+                    }
+                };
+                self.sku_ids.push(id);
+            }
+            self.sku_start.push(self.sku_ids.len() as u32);
+        }
+        Ok(())
+    }
+
+    /// Groups the records by customer (counting sort), orders each customer's records by time and
+    /// merges same-day purchases if the options say so.
+    pub fn build(self) -> TransactionLog {
+        let customers = self.keys.len();
+        let records = self.customer.len();
+        // Counting sort by customer index.
+        let mut start = vec![0usize; customers + 1];
+        for &c in &self.customer {
+            start[c as usize + 1] += 1;
+        }
+        for i in 0..customers {
+            start[i + 1] += start[i];
+        }
+        let mut next = start.clone();
+        let mut order = vec![0u32; records];
+        for (record, &c) in self.customer.iter().enumerate() {
+            let slot = &mut next[c as usize];
+            order[*slot] = record as u32;
+            *slot += 1;
+        }
+        // Order each customer's records by (day, time of day, arrival); in parallel over customers.
+        {
+            let mut slices: Vec<&mut [u32]> = Vec::with_capacity(customers);
+            let mut rest: &mut [u32] = &mut order;
+            for c in 0..customers {
+                let (head, tail) = rest.split_at_mut(start[c + 1] - start[c]);
+                slices.push(head);
+                rest = tail;
+            }
+            let day = &self.day;
+            let second = &self.second_of_day;
+            let has_time = self.has_time;
+            slices.par_iter_mut().with_min_len(4096).for_each(|slice| {
+                if slice.len() > 1 {
+                    if has_time {
+                        slice.sort_by_key(|&r| (day[r as usize], second[r as usize], r));
+                    } else {
+                        slice.sort_by_key(|&r| (day[r as usize], r));
+                    }
+                }
+            });
+        }
+        // Gather (and merge) into output columns.
+        let has_skus = !self.sku_start.is_empty();
+        let mut out_customer = Vec::with_capacity(records);
+        let mut out_day = Vec::with_capacity(records);
+        let mut out_amount = Vec::with_capacity(records);
+        let mut out_second = if self.has_time {
+            Vec::with_capacity(records)
+        } else {
+            Vec::new()
+        };
+        let mut out_record_count: Vec<u32> = Vec::with_capacity(records);
+        let mut out_sku_start: Vec<u32> = if has_skus { vec![0] } else { Vec::new() };
+        let mut out_sku_ids: Vec<u32> = Vec::new();
+        let mut customer_start = Vec::with_capacity(customers + 1);
+        customer_start.push(0usize);
+        for c in 0..customers {
+            let mut previous_day = i32::MIN;
+            for &r in &order[start[c]..start[c + 1]] {
+                let r = r as usize;
+                let merge = self.options.merge_same_day && self.day[r] == previous_day;
+                if merge {
+                    *out_amount.last_mut().expect("merge follows a push") += self.amount[r];
+                    *out_record_count.last_mut().expect("merge follows a push") += 1;
+                } else {
+                    out_customer.push(c as u32);
+                    out_day.push(self.day[r]);
+                    out_amount.push(self.amount[r]);
+                    out_record_count.push(1);
+                    if self.has_time {
+                        out_second.push(self.second_of_day[r]);
+                    }
+                }
+                if has_skus {
+                    if !merge && out_customer.len() > 1 {
+                        out_sku_start.push(out_sku_ids.len() as u32);
+                    }
+                    let (a, b) = (self.sku_start[r] as usize, self.sku_start[r + 1] as usize);
+                    out_sku_ids.extend_from_slice(&self.sku_ids[a..b]);
+                }
+                previous_day = self.day[r];
+            }
+            customer_start.push(out_day.len());
+        }
+        if has_skus && !out_day.is_empty() {
+            out_sku_start.push(out_sku_ids.len() as u32);
+        }
+        TransactionLog {
+            options: self.options,
+            keys: self.keys,
+            customer_start,
+            customer: out_customer,
+            day: out_day,
+            amount: out_amount,
+            second_of_day: if self.has_time {
+                Some(out_second)
+            } else {
+                None
+            },
+            records_per_transaction: out_record_count,
+            skus: if has_skus {
+                Some(SkuColumn {
+                    start: out_sku_start,
+                    ids: out_sku_ids,
+                    names: self.sku_names,
+                })
+            } else {
+                None
+            },
+            record_count: records,
+        }
+    }
+}
+
+/// SKUs of each transaction: transaction `i` holds `ids[start[i]..start[i + 1]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkuColumn {
+    /// Offsets into `ids`, one more than there are transactions.
+    pub start: Vec<u32>,
+    /// Interned SKU ids.
+    pub ids: Vec<u32>,
+    /// SKU names by id.
+    pub names: Vec<String>,
+}
+
+/// Purchases in columns, sorted by customer and then by time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransactionLog {
+    options: LogOptions,
+    keys: Vec<CustomerKey>,
+    customer_start: Vec<usize>,
+    customer: Vec<u32>,
+    day: Vec<i32>,
+    amount: Vec<i64>,
+    second_of_day: Option<Vec<u32>>,
+    records_per_transaction: Vec<u32>,
+    skus: Option<SkuColumn>,
+    record_count: usize,
+}
+
+impl TransactionLog {
+    /// Options the log was built with.
+    pub fn options(&self) -> LogOptions {
+        self.options
+    }
+    /// Number of distinct customers.
+    pub fn customer_count(&self) -> usize {
+        self.keys.len()
+    }
+    /// Number of transactions (after same-day merging).
+    pub fn transaction_count(&self) -> usize {
+        self.day.len()
+    }
+    /// Number of records pushed into the builder.
+    pub fn record_count(&self) -> usize {
+        self.record_count
+    }
+    /// The caller's key of customer `index`.
+    pub fn customer_key(&self, index: u32) -> &CustomerKey {
+        &self.keys[index as usize]
+    }
+    /// All customer keys, by customer index.
+    pub fn customer_keys(&self) -> &[CustomerKey] {
+        &self.keys
+    }
+    /// The range of rows holding customer `index`'s transactions.
+    pub fn rows_of(&self, index: u32) -> std::ops::Range<usize> {
+        self.customer_start[index as usize]..self.customer_start[index as usize + 1]
+    }
+    /// Row offsets per customer (one more than there are customers).
+    pub fn customer_starts(&self) -> &[usize] {
+        &self.customer_start
+    }
+    /// Customer index column.
+    pub fn customers(&self) -> &[u32] {
+        &self.customer
+    }
+    /// Day column (days since 1970-01-01).
+    pub fn days(&self) -> &[i32] {
+        &self.day
+    }
+    /// Amount column in minor units.
+    pub fn amounts(&self) -> &[i64] {
+        &self.amount
+    }
+    /// Time of day column (seconds since midnight), when the input had times.
+    pub fn seconds_of_day(&self) -> Option<&[u32]> {
+        self.second_of_day.as_deref()
+    }
+    /// How many input records each transaction merged.
+    pub fn records_per_transaction(&self) -> &[u32] {
+        &self.records_per_transaction
+    }
+    /// SKUs per transaction, when the input had SKUs.
+    pub fn skus(&self) -> Option<&SkuColumn> {
+        self.skus.as_ref()
+    }
+    /// First and last day in the log, or `None` when it is empty.
+    pub fn day_range(&self) -> Option<(i32, i32)> {
+        let min = self.day.par_iter().min()?;
+        let max = self.day.par_iter().max()?;
+        Some((*min, *max))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn groups_sorts_and_merges_same_day() {
+        let mut b = TransactionLogBuilder::new(LogOptions::default());
+        b.push_with_skus("bob", date(2024, 1, 5), 500, &["A"])
+            .unwrap();
+        b.push_with_skus("ann", date(2024, 1, 3), 100, &["B", "C"])
+            .unwrap();
+        b.push_with_skus("bob", date(2024, 1, 2), 200, &["A"])
+            .unwrap();
+        b.push_with_skus("bob", date(2024, 1, 5), 50, &["D"])
+            .unwrap();
+        let log = b.build();
+        assert_eq!(log.customer_count(), 2);
+        assert_eq!(log.transaction_count(), 3);
+        assert_eq!(log.record_count(), 4);
+        assert_eq!(log.customer_key(0), &CustomerKey::Text("bob".into()));
+        assert_eq!(log.customers(), &[0, 0, 1]);
+        assert_eq!(
+            log.days(),
+            &[
+                day_number(date(2024, 1, 2)),
+                day_number(date(2024, 1, 5)),
+                day_number(date(2024, 1, 3))
+            ]
+        );
+        assert_eq!(log.amounts(), &[200, 550, 100]);
+        assert_eq!(log.records_per_transaction(), &[1, 2, 1]);
+        let skus = log.skus().unwrap();
+        let names = |t: usize| -> Vec<&str> {
+            skus.ids[skus.start[t] as usize..skus.start[t + 1] as usize]
+                .iter()
+                .map(|&i| skus.names[i as usize].as_str())
+                .collect()
+        };
+        assert_eq!(names(0), vec!["A"]);
+        assert_eq!(names(1), vec!["A", "D"]);
+        assert_eq!(names(2), vec!["B", "C"]);
+    }
+
+    #[test]
+    fn keeps_same_day_purchases_apart_when_asked() {
+        let mut b = TransactionLogBuilder::new(LogOptions {
+            merge_same_day: false,
+            ..Default::default()
+        });
+        let at = date(2024, 1, 5).and_hms_opt(10, 0, 0).unwrap();
+        b.push(7u64, at, 500).unwrap();
+        b.push(7u64, date(2024, 1, 5).and_hms_opt(9, 0, 0).unwrap(), 100)
+            .unwrap();
+        let log = b.build();
+        assert_eq!(log.transaction_count(), 2);
+        assert_eq!(log.amounts(), &[100, 500]);
+        assert_eq!(log.seconds_of_day().unwrap(), &[9 * 3600, 10 * 3600]);
+    }
+
+    #[test]
+    fn rejects_negative_amounts() {
+        let mut b = TransactionLogBuilder::new(LogOptions::default());
+        let err = b.push(1u64, date(2024, 1, 1), -5).unwrap_err();
+        assert!(matches!(
+            err,
+            AnalyticsError::NegativeAmount {
+                record: 0,
+                amount_minor: -5
+            }
+        ));
+    }
+
+    #[test]
+    fn day_numbers_round_trip() {
+        assert_eq!(day_number(date(1970, 1, 1)), 0);
+        assert_eq!(
+            date_of_day_number(day_number(date(1997, 9, 30))),
+            date(1997, 9, 30)
+        );
+    }
+}

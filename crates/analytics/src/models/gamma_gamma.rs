@@ -1,0 +1,192 @@
+//! Gamma-Gamma spend model (Fader, Hardie and Lee 2005, "RFM and CLV"; Colombo and Jiang 1999).
+//!
+//! Each transaction's value is Gamma(p, ν); ν varies across customers as Gamma(q, γ) (here `v`).
+//! Fitted on customers with at least one repeat purchase and a positive mean repeat value
+//! (zero-value purchases give ln 0; such customers are excluded and counted in the diagnostics).
+//! The conditional expected average value p(γ + x m)/(p x + q − 1) exists only when p x + q > 1;
+//! for customers without repeat purchases that means q > 1. Where it does not exist the model
+//! returns [`AnalyticsError::SpendModelUndefined`], never a negative value.
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::GammaGammaParams;
+use super::data::{Fitted, fit_positive_parameters};
+use crate::error::{AnalyticsError, Result};
+use crate::special::{Dual, Real};
+
+/// A Gamma-Gamma spend model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GammaGamma {
+    /// Parameters; `v` is in the money unit of the data it was fitted on.
+    pub params: GammaGammaParams,
+}
+
+fn total_log_likelihood<T: Real>(rows: &[(f64, f64)], params: [T; 3]) -> Result<T> {
+    let [p, q, v] = params;
+    let ln_gamma_q = q.ln_gamma();
+    let q_ln_v = q * v.ln();
+    let total = rows
+        .par_iter()
+        .with_min_len(2048)
+        .map(|&(x, m)| {
+            let px = p * x;
+            (px + q).ln_gamma() - px.ln_gamma() - ln_gamma_q
+                + q_ln_v
+                + (px - 1.0) * m.ln()
+                + px * x.ln()
+                - (px + q) * (v + x * m).ln()
+        })
+        .reduce(|| T::constant(0.0), |a, b| a + b);
+    if total.value().is_finite() {
+        Ok(total)
+    } else {
+        Err(AnalyticsError::Numerical {
+            what: "gamma-gamma log-likelihood",
+            detail: "not finite".into(),
+        })
+    }
+}
+
+impl GammaGamma {
+    /// A model with the given parameters.
+    pub fn new(params: GammaGammaParams) -> Result<Self> {
+        for (name, value) in [("p", params.p), ("q", params.q), ("v", params.v)] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(AnalyticsError::InvalidParameter {
+                    model: "gamma-gamma",
+                    name,
+                    value,
+                });
+            }
+        }
+        Ok(GammaGamma { params })
+    }
+
+    /// Fits on per-customer frequency (repeat transactions) and mean repeat-transaction value.
+    /// Customers with x = 0 are not used; customers with x > 0 and a mean value <= 0 are excluded
+    /// and counted in `diagnostics.excluded_customers`.
+    pub fn fit(frequency: &[u32], monetary_value: &[f64]) -> Result<Fitted<Self>> {
+        if frequency.len() != monetary_value.len() {
+            return Err(AnalyticsError::InvalidInput(
+                "frequency and monetary value differ in length".into(),
+            ));
+        }
+        let mut rows = Vec::new();
+        let mut excluded = 0;
+        for (&x, &m) in frequency.iter().zip(monetary_value) {
+            if x == 0 {
+                continue;
+            }
+            if m.is_finite() && m > 0.0 {
+                rows.push((x as f64, m));
+            } else {
+                excluded += 1;
+            }
+        }
+        if rows.len() < 2 {
+            return Err(AnalyticsError::Unidentifiable {
+                model: "gamma-gamma",
+                reason: format!(
+                    "{} customers with repeat purchases of positive value; need at least 2",
+                    rows.len()
+                ),
+            });
+        }
+        let mean = rows.iter().map(|r| r.1).sum::<f64>() / rows.len() as f64;
+        let (p, mut diagnostics) = fit_positive_parameters(
+            "gamma-gamma",
+            ["p", "q", "v"],
+            [1.0, 1.0, mean],
+            rows.len(),
+            |d: [Dual; 3]| total_log_likelihood(&rows, d),
+        )?;
+        diagnostics.excluded_customers = excluded;
+        if excluded > 0 {
+            diagnostics.notes.push(format!(
+                "{excluded} customers with zero-value repeat purchases excluded"
+            ));
+        }
+        if p[1] <= 1.0 {
+            diagnostics.notes.push(format!(
+                "q = {} <= 1: the expected spend of customers without repeat purchases is undefined; their CLV is not computed",
+                p[1]
+            ));
+        }
+        Ok(Fitted {
+            model: GammaGamma {
+                params: GammaGammaParams {
+                    p: p[0],
+                    q: p[1],
+                    v: p[2],
+                },
+            },
+            diagnostics,
+        })
+    }
+
+    /// Log-likelihood of the given customers (those with x > 0 and a positive mean value).
+    pub fn log_likelihood(&self, frequency: &[u32], monetary_value: &[f64]) -> Result<f64> {
+        let rows: Vec<(f64, f64)> = frequency
+            .iter()
+            .zip(monetary_value)
+            .filter(|(x, m)| **x > 0 && **m > 0.0)
+            .map(|(&x, &m)| (x as f64, m))
+            .collect();
+        let p = self.params;
+        total_log_likelihood(&rows, [p.p, p.q, p.v])
+    }
+
+    /// Expected average transaction value of a customer with `x` repeat transactions of mean value
+    /// `m`: p (v + x m) / (p x + q − 1).
+    pub fn expected_average_value(&self, x: u32, m: f64) -> Result<f64> {
+        let p = self.params;
+        let denominator = p.p * x as f64 + p.q - 1.0;
+        if denominator <= 0.0 {
+            return Err(AnalyticsError::SpendModelUndefined { q: p.q });
+        }
+        let m = if x == 0 { 0.0 } else { m.max(0.0) };
+        let value = p.p * (p.v + x as f64 * m) / denominator;
+        if value.is_finite() {
+            Ok(value)
+        } else {
+            Err(AnalyticsError::Numerical {
+                what: "gamma-gamma expected value",
+                detail: format!("{value}"),
+            })
+        }
+    }
+
+    /// Mean transaction value across the population, p v / (q − 1).
+    pub fn population_average_value(&self) -> Result<f64> {
+        self.expected_average_value(0, 0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn q_at_most_one_is_a_diagnostic_not_a_negative_value() {
+        let m = GammaGamma::new(GammaGammaParams {
+            p: 6.0,
+            q: 0.8,
+            v: 15.0,
+        })
+        .unwrap();
+        assert!(matches!(
+            m.expected_average_value(0, 0.0),
+            Err(AnalyticsError::SpendModelUndefined { .. })
+        ));
+        assert!(m.expected_average_value(2, 30.0).unwrap() > 0.0);
+    }
+
+    #[test]
+    fn nobody_repeating_is_unidentifiable() {
+        assert!(matches!(
+            GammaGamma::fit(&[0, 0, 0], &[0.0; 3]),
+            Err(AnalyticsError::Unidentifiable { .. })
+        ));
+    }
+}

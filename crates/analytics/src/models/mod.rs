@@ -1,0 +1,70 @@
+//! Buy-till-you-die (BTYD) models: BG/NBD, MBG/NBD, Pareto/NBD for the purchase process and
+//! Gamma-Gamma for spend, fitted by maximum likelihood.
+
+use serde::{Deserialize, Serialize};
+
+/// Parameters of the BG/NBD and MBG/NBD models: purchase rates λ ~ Gamma(r, α) (α a rate, in the
+/// model's time unit), dropout probability after a purchase p ~ Beta(a, b).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BgNbdParams {
+    /// Shape of the purchase-rate gamma distribution.
+    pub r: f64,
+    /// Rate (inverse scale) of the purchase-rate gamma distribution.
+    pub alpha: f64,
+    /// First shape of the dropout beta distribution.
+    pub a: f64,
+    /// Second shape of the dropout beta distribution.
+    pub b: f64,
+}
+
+/// Parameters of the Pareto/NBD model: purchase rates λ ~ Gamma(r, α), dropout rates μ ~ Gamma(s, β).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ParetoNbdParams {
+    /// Shape of the purchase-rate gamma distribution.
+    pub r: f64,
+    /// Rate of the purchase-rate gamma distribution.
+    pub alpha: f64,
+    /// Shape of the dropout-rate gamma distribution.
+    pub s: f64,
+    /// Rate of the dropout-rate gamma distribution.
+    pub beta: f64,
+}
+
+/// Parameters of the Gamma-Gamma spend model: each transaction's value z ~ Gamma(p, ν), the
+/// customer's ν ~ Gamma(q, v). `v` carries the money unit of the data it was fitted on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GammaGammaParams {
+    /// Shape of the per-transaction value distribution.
+    pub p: f64,
+    /// Shape of the distribution of ν across customers.
+    pub q: f64,
+    /// Rate of the distribution of ν across customers (Fader and Hardie's γ).
+    pub v: f64,
+}
+
+pub mod bg_nbd;
+pub mod clv;
+pub mod data;
+pub mod gamma_gamma;
+pub mod pareto_nbd;
+
+pub use bg_nbd::{BgNbd, MbgNbd};
+pub use clv::{customer_lifetime_value, periods_per_month};
+pub use data::{BtydData, FitDiagnostics, Fitted};
+pub use gamma_gamma::GammaGamma;
+pub use pareto_nbd::ParetoNbd;
+
+use crate::error::Result;
+
+/// What every purchase-process model predicts. Times are in the model's time unit; `x` is the
+/// frequency (repeat purchases), `t_x` the recency and `age` the customer's age T.
+pub trait PurchaseModel: Send + Sync {
+    /// Short name (`bg_nbd`, `mbg_nbd`, `pareto_nbd`).
+    fn name(&self) -> &'static str;
+    /// Probability that the customer is still alive at the end of the observation.
+    fn probability_alive(&self, x: f64, t_x: f64, age: f64) -> Result<f64>;
+    /// Expected purchases in the next `t` time units given the customer's history.
+    fn expected_purchases(&self, t: f64, x: f64, t_x: f64, age: f64) -> Result<f64>;
+    /// Expected repeat purchases E[X(t)] of a customer in the first `t` time units after acquisition.
+    fn expected_purchases_population(&self, t: f64) -> Result<f64>;
+}

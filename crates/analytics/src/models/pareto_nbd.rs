@@ -1,0 +1,278 @@
+//! Pareto/NBD (Schmittlein, Morrison and Colombo 1987), in the form of Fader and Hardie's
+//! "A note on deriving the Pareto/NBD model and related expressions" (2005).
+//!
+//! While alive a customer buys at rate λ ~ Gamma(r, α) and has an exponential lifetime with rate
+//! μ ~ Gamma(s, β). The likelihood needs ln 2F1 (see [`crate::special`]); the difference of the two
+//! 2F1 terms is formed in log space, and is exactly zero (so skipped) when t_x = T.
+
+use serde::{Deserialize, Serialize};
+
+use super::data::{BtydData, Fitted, fit_positive_parameters};
+use super::{ParetoNbdParams, PurchaseModel};
+use crate::error::{AnalyticsError, Result};
+use crate::special::{Real, log_add_exp, log_sub_exp};
+
+/// A Pareto/NBD model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ParetoNbd {
+    /// Parameters.
+    pub params: ParetoNbdParams,
+}
+
+/// ln A0 of Fader and Hardie's note, or `None` when it is exactly zero (t_x = T).
+fn log_a0<T: Real>(params: [T; 4], x: f64, t_x: f64, age: f64) -> Result<Option<T>> {
+    if t_x == age {
+        return Ok(None);
+    }
+    let [r, alpha, s, beta] = params;
+    let (max, difference, b_hyp) = if alpha.value() >= beta.value() {
+        (alpha, alpha - beta, s + 1.0)
+    } else {
+        (beta, beta - alpha, r + x)
+    };
+    let rsx = r + s + x;
+    let c_hyp = rsx + 1.0;
+    let log_f = |t: f64| -> Result<T> {
+        let shifted = max + t;
+        Ok(T::ln_hyp2f1(rsx, b_hyp, c_hyp, difference / shifted)? - rsx * shifted.ln())
+    };
+    Ok(Some(log_sub_exp(log_f(t_x)?, log_f(age)?)))
+}
+
+/// ln of the likelihood terms that depend on recency and age: ln[(α+T)^-(r+x) (β+T)^-s + s/(r+s+x) A0].
+fn log_recency_term<T: Real>(params: [T; 4], x: f64, t_x: f64, age: f64) -> Result<T> {
+    let [r, alpha, s, beta] = params;
+    let first = -((r + x) * (alpha + age).ln()) - s * (beta + age).ln();
+    Ok(match log_a0(params, x, t_x, age)? {
+        Some(a0) => log_add_exp(first, s.ln() + a0 - (r + s + x).ln()),
+        None => first,
+    })
+}
+
+pub(crate) fn total_log_likelihood<T: Real>(data: &BtydData, params: [T; 4]) -> Result<T> {
+    let [r, alpha, s, beta] = params;
+    let ln_gamma_r = r.ln_gamma();
+    let mut by_frequency = T::constant(0.0);
+    for &(x, n) in &data.frequency_counts {
+        by_frequency = by_frequency + ((r + x as f64).ln_gamma() - ln_gamma_r) * n;
+    }
+    let constant = (r * alpha.ln() + s * beta.ln()) * data.customers as f64;
+    let by_row = data
+        .sum_rows(|i| log_recency_term(params, data.frequency[i], data.recency[i], data.age[i]))?;
+    let total = by_frequency + constant + by_row;
+    if total.value().is_finite() {
+        Ok(total)
+    } else {
+        Err(AnalyticsError::Numerical {
+            what: "pareto/nbd log-likelihood",
+            detail: "not finite".into(),
+        })
+    }
+}
+
+fn check_customer(x: f64, t_x: f64, age: f64) -> Result<()> {
+    let ok =
+        x.is_finite() && x >= 0.0 && t_x.is_finite() && age.is_finite() && t_x >= 0.0 && t_x <= age;
+    if ok {
+        Ok(())
+    } else {
+        Err(AnalyticsError::InvalidInput(format!(
+            "frequency {x}, recency {t_x}, age {age}"
+        )))
+    }
+}
+
+/// (1 − e^(k L)) / k for L < 0, with its limit −L at k = 0.
+fn one_minus_power_over(k: f64, log_ratio: f64) -> f64 {
+    if k.abs() < 1e-10 {
+        -log_ratio
+    } else {
+        -(k * log_ratio).exp_m1() / k
+    }
+}
+
+impl ParetoNbd {
+    /// A model with the given parameters.
+    pub fn new(params: ParetoNbdParams) -> Result<Self> {
+        for (name, value) in [
+            ("r", params.r),
+            ("alpha", params.alpha),
+            ("s", params.s),
+            ("beta", params.beta),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(AnalyticsError::InvalidParameter {
+                    model: "pareto/nbd",
+                    name,
+                    value,
+                });
+            }
+        }
+        Ok(ParetoNbd { params })
+    }
+
+    /// Maximum-likelihood fit.
+    pub fn fit(data: &BtydData) -> Result<Fitted<Self>> {
+        if data.repeat_customers() == 0.0 {
+            return Err(AnalyticsError::Unidentifiable {
+                model: "pareto/nbd",
+                reason: "nobody made a repeat purchase".into(),
+            });
+        }
+        let (p, diagnostics) = fit_positive_parameters(
+            "pareto/nbd",
+            ["r", "alpha", "s", "beta"],
+            [1.0; 4],
+            data.customers,
+            |p| total_log_likelihood(data, p),
+        )?;
+        let params = ParetoNbdParams {
+            r: p[0],
+            alpha: p[1],
+            s: p[2],
+            beta: p[3],
+        };
+        Ok(Fitted {
+            model: ParetoNbd { params },
+            diagnostics,
+        })
+    }
+
+    fn array(&self) -> [f64; 4] {
+        let p = self.params;
+        [p.r, p.alpha, p.s, p.beta]
+    }
+
+    /// Total log-likelihood of `data` under this model.
+    pub fn log_likelihood(&self, data: &BtydData) -> Result<f64> {
+        total_log_likelihood(data, self.array())
+    }
+
+    /// Log-likelihood of one customer.
+    pub fn customer_log_likelihood(&self, x: f64, t_x: f64, age: f64) -> Result<f64> {
+        check_customer(x, t_x, age)?;
+        let p = self.params;
+        Ok(
+            crate::special::ln_gamma(p.r + x) - crate::special::ln_gamma(p.r)
+                + p.r * p.alpha.ln()
+                + p.s * p.beta.ln()
+                + log_recency_term(self.array(), x, t_x, age)?,
+        )
+    }
+}
+
+impl PurchaseModel for ParetoNbd {
+    fn name(&self) -> &'static str {
+        "pareto_nbd"
+    }
+
+    fn probability_alive(&self, x: f64, t_x: f64, age: f64) -> Result<f64> {
+        check_customer(x, t_x, age)?;
+        let p = self.params;
+        let Some(a0) = log_a0(self.array(), x, t_x, age)? else {
+            return Ok(1.0);
+        };
+        let odds = p.s.ln() - (p.r + p.s + x).ln()
+            + (p.r + x) * (p.alpha + age).ln()
+            + p.s * (p.beta + age).ln()
+            + a0;
+        Ok(1.0 / (1.0 + odds.exp()))
+    }
+
+    fn expected_purchases(&self, t: f64, x: f64, t_x: f64, age: f64) -> Result<f64> {
+        check_customer(x, t_x, age)?;
+        if t == 0.0 {
+            return Ok(0.0);
+        }
+        let p = self.params;
+        let likelihood = self.customer_log_likelihood(x, t_x, age)?;
+        let first = crate::special::ln_gamma(p.r + x) - crate::special::ln_gamma(p.r)
+            + p.r * p.alpha.ln()
+            + p.s * p.beta.ln()
+            - (p.r + x) * (p.alpha + age).ln()
+            - p.s * (p.beta + age).ln();
+        let second = (p.r + x).ln() + (p.beta + age).ln() - (p.alpha + age).ln();
+        let third =
+            one_minus_power_over(p.s - 1.0, ((p.beta + age) / (p.beta + age + t)).ln()).ln();
+        let value = (first + second + third - likelihood).exp();
+        if value.is_finite() && value >= 0.0 {
+            Ok(value)
+        } else {
+            Err(AnalyticsError::Numerical {
+                what: "pareto/nbd conditional expected purchases",
+                detail: format!("{value}"),
+            })
+        }
+    }
+
+    fn expected_purchases_population(&self, t: f64) -> Result<f64> {
+        let p = self.params;
+        let value =
+            p.r * p.beta / p.alpha * one_minus_power_over(p.s - 1.0, (p.beta / (p.beta + t)).ln());
+        if value.is_finite() && value >= 0.0 {
+            Ok(value)
+        } else {
+            Err(AnalyticsError::Numerical {
+                what: "pareto/nbd E[X(t)]",
+                detail: format!("{value}"),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> ParetoNbd {
+        ParetoNbd::new(ParetoNbdParams {
+            r: 0.553,
+            alpha: 10.578,
+            s: 0.606,
+            beta: 11.669,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn recency_equal_to_age_is_certainly_alive_and_finite() {
+        let m = model();
+        assert_eq!(m.probability_alive(3.0, 20.0, 20.0).unwrap(), 1.0);
+        let ll = m.customer_log_likelihood(3.0, 20.0, 20.0).unwrap();
+        assert!(ll.is_finite());
+        // Continuity: t_x just below T gives nearly the same likelihood.
+        let near = m.customer_log_likelihood(3.0, 20.0 - 1e-9, 20.0).unwrap();
+        assert!((ll - near).abs() < 1e-6, "{ll} vs {near}");
+        let e = m.expected_purchases(10.0, 3.0, 20.0, 20.0).unwrap();
+        assert!(e.is_finite() && e > 0.0);
+    }
+
+    #[test]
+    fn frequencies_above_300_and_both_orders_of_alpha_beta() {
+        let m = model();
+        let e = m.expected_purchases(39.0, 320.0, 37.0, 38.0).unwrap();
+        assert!(e.is_finite() && e > 0.0, "{e}");
+        let flipped = ParetoNbd::new(ParetoNbdParams {
+            r: 0.553,
+            alpha: 20.0,
+            s: 0.606,
+            beta: 2.0,
+        })
+        .unwrap();
+        let p = flipped.probability_alive(2.0, 10.0, 30.0).unwrap();
+        assert!(p > 0.0 && p < 1.0);
+    }
+
+    #[test]
+    fn population_expectation_with_s_equal_one() {
+        let m = ParetoNbd::new(ParetoNbdParams {
+            r: 1.0,
+            alpha: 10.0,
+            s: 1.0,
+            beta: 10.0,
+        })
+        .unwrap();
+        let e = m.expected_purchases_population(10.0).unwrap();
+        assert!((e - 2f64.ln()).abs() < 1e-12);
+    }
+}
