@@ -73,7 +73,7 @@ pub fn ln_beta(a: f64, b: f64) -> f64 {
 ///
 /// Domain: a, b, c > 0 and 0 <= z < 1, where every term of the series is positive (the whole BTYD
 /// range). Method: the Gauss series summed with running rescaling (so terms beyond 1e308 are fine)
-/// for z <= 0.9; above, Euler's integral Γ(c)/(Γ(b)Γ(c−b)) ∫ t^(b−1) (1−t)^(c−b−1) (1−zt)^(−a) dt
+/// for z <= 0.98, after Euler's transformation when that makes the terms fall faster; above, Euler's integral Γ(c)/(Γ(b)Γ(c−b)) ∫ t^(b−1) (1−t)^(c−b−1) (1−zt)^(−a) dt
 /// by double-exponential (tanh-sinh) quadrature in log space with 1 − t and 1 − zt formed without
 /// cancellation, refined until two levels agree. Outside the domain it returns an error, never NaN.
 pub fn ln_hyp2f1_with_gradient(a: f64, b: f64, c: f64, z: f64) -> Result<(f64, [f64; 4])> {
@@ -89,7 +89,7 @@ pub fn ln_hyp2f1_with_gradient(a: f64, b: f64, c: f64, z: f64) -> Result<(f64, [
     if z == 0.0 {
         return Ok((0.0, [0.0, 0.0, 0.0, a * b / c]));
     }
-    if z > 0.9 {
+    if z > 0.98 {
         // Put the larger admissible parameter in the (1 - t) exponent role, keeping that exponent small.
         let (hi, lo, swapped) = if a >= b { (a, b, true) } else { (b, a, false) };
         if c > hi {
@@ -98,6 +98,21 @@ pub fn ln_hyp2f1_with_gradient(a: f64, b: f64, c: f64, z: f64) -> Result<(f64, [
         if c > lo {
             return Ok(euler_integral(hi, lo, c, z, !swapped));
         }
+    }
+    if a + b > c && c > a && c > b {
+        // Euler's transformation 2F1(a, b; c; z) = (1 − z)^(c−a−b) 2F1(c − a, c − b; c; z): its series
+        // has positive terms that fall faster (the Pareto/NBD case c = a + 1 with b > 1).
+        let (a2, b2) = (c - a, c - b);
+        let (g, d) = series(a2, b2, c, z)?;
+        let ln_1mz = (-z).ln_1p();
+        let value = (c - a - b) * ln_1mz + g;
+        let gradient = [
+            -ln_1mz - d[0],
+            -ln_1mz - d[1],
+            ln_1mz + d[0] + d[1] + d[2],
+            -(c - a - b) / (1.0 - z) + d[3],
+        ];
+        return Ok((value, gradient));
     }
     series(a, b, c, z)
 }

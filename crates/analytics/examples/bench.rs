@@ -1,0 +1,141 @@
+//! Times each analytics stage on a synthetic log (default 1,000,000 customers, about 10 M purchases).
+//!
+//! Run: `CARGO_BUILD_JOBS=1 cargo run --release -p regulars-analytics --example bench -- [customers]`
+
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use rayon::prelude::*;
+use regulars_analytics::models::{
+    BgNbd, BgNbdParams, BtydData, GammaGamma, GammaGammaParams, ParetoNbd, PurchaseModel,
+    customer_lifetime_value,
+};
+use regulars_analytics::synth::{PurchaseProcess, SyntheticConfig, generate_customers};
+use regulars_analytics::{LogOptions, TimeUnit, TransactionLogBuilder, summarize};
+
+fn main() {
+    let customers: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().expect("customers"))
+        .unwrap_or(1_000_000);
+    let start = NaiveDate::from_ymd_opt(2023, 1, 1).unwrap();
+    let end = NaiveDate::from_ymd_opt(2024, 12, 31).unwrap();
+    let cfg = SyntheticConfig::new(
+        PurchaseProcess::BgNbd(BgNbdParams {
+            r: 2.0,
+            alpha: 8.0,
+            a: 0.6,
+            b: 12.0,
+        }),
+        GammaGammaParams {
+            p: 6.0,
+            q: 4.0,
+            v: 15.0,
+        },
+        customers,
+        start,
+        end,
+        42,
+    );
+    println!("threads: {}", rayon::current_num_threads());
+    let t = Instant::now();
+    let generated = generate_customers(&cfg).unwrap();
+    let records: usize = generated.iter().map(|c| c.purchases.len()).sum();
+    println!(
+        "generate {customers} customers, {records} purchases: {:.3} s (not part of analysis)",
+        t.elapsed().as_secs_f64()
+    );
+
+    let total = Instant::now();
+    let t = Instant::now();
+    let mut builder = TransactionLogBuilder::with_capacity(LogOptions::default(), records);
+    for c in &generated {
+        for p in &c.purchases {
+            builder.push(c.index, p.at, p.amount_minor).unwrap();
+        }
+    }
+    println!("push records: {:.3} s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let log = builder.build();
+    println!(
+        "build log ({} transactions): {:.3} s",
+        log.transaction_count(),
+        t.elapsed().as_secs_f64()
+    );
+    drop(generated);
+
+    let t = Instant::now();
+    let s = summarize(&log, end, TimeUnit::Week).unwrap();
+    println!("summarize: {:.3} s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let data = BtydData::from_summaries(&s).unwrap();
+    println!(
+        "model data ({} distinct rows): {:.3} s",
+        data.rows(),
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let bg = BgNbd::fit(&data).unwrap();
+    println!(
+        "bg/nbd fit: {:.3} s ({} evaluations) {:?}",
+        t.elapsed().as_secs_f64(),
+        bg.diagnostics.evaluations,
+        bg.model.params
+    );
+    let t = Instant::now();
+    let gg = GammaGamma::fit(&s.frequency, &s.monetary_value).unwrap();
+    println!(
+        "gamma-gamma fit: {:.3} s {:?}",
+        t.elapsed().as_secs_f64(),
+        gg.model.params
+    );
+    let t = Instant::now();
+    let clv: Vec<f64> = (0..s.len())
+        .into_par_iter()
+        .map(|i| {
+            let value = gg
+                .model
+                .expected_average_value(s.frequency[i], s.monetary_value[i])
+                .unwrap();
+            customer_lifetime_value(
+                &bg.model,
+                TimeUnit::Week,
+                s.frequency[i] as f64,
+                s.recency[i],
+                s.age[i],
+                value,
+                12,
+                0.01,
+            )
+            .unwrap()
+        })
+        .collect();
+    println!(
+        "clv 12 months: {:.3} s (mean {:.0})",
+        t.elapsed().as_secs_f64(),
+        clv.iter().sum::<f64>() / clv.len() as f64
+    );
+    let t = Instant::now();
+    let alive: f64 = (0..s.len())
+        .into_par_iter()
+        .map(|i| {
+            bg.model
+                .probability_alive(s.frequency[i] as f64, s.recency[i], s.age[i])
+                .unwrap()
+        })
+        .sum();
+    println!(
+        "p(alive): {:.3} s (mean {:.3})",
+        t.elapsed().as_secs_f64(),
+        alive / s.len() as f64
+    );
+    println!("total so far: {:.3} s", total.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let pareto = ParetoNbd::fit(&data).unwrap();
+    println!(
+        "pareto/nbd fit: {:.3} s ({} evaluations) {:?}",
+        t.elapsed().as_secs_f64(),
+        pareto.diagnostics.evaluations,
+        pareto.model.params
+    );
+}
