@@ -7,31 +7,18 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use rayon::prelude::*;
 use regulars_analytics::models::{
-    BgNbd, BgNbdParams, BtydData, GammaGamma, GammaGammaParams, ParetoNbd, PurchaseModel,
-    customer_lifetime_value,
+    BgNbd, BgNbdParams, BtydData, GammaGamma, GammaGammaParams, ParetoNbd, PurchaseModel, customer_lifetime_value,
 };
 use regulars_analytics::synth::{PurchaseProcess, SyntheticConfig, generate_customers};
 use regulars_analytics::{LogOptions, TimeUnit, TransactionLogBuilder, summarize};
 
 fn main() {
-    let customers: usize = std::env::args()
-        .nth(1)
-        .map(|s| s.parse().expect("customers"))
-        .unwrap_or(1_000_000);
+    let customers: usize = std::env::args().nth(1).map(|s| s.parse().expect("customers")).unwrap_or(1_000_000);
     let start = NaiveDate::from_ymd_opt(2023, 1, 1).unwrap();
     let end = NaiveDate::from_ymd_opt(2024, 12, 31).unwrap();
     let cfg = SyntheticConfig::new(
-        PurchaseProcess::BgNbd(BgNbdParams {
-            r: 2.0,
-            alpha: 8.0,
-            a: 0.6,
-            b: 12.0,
-        }),
-        GammaGammaParams {
-            p: 6.0,
-            q: 4.0,
-            v: 15.0,
-        },
+        PurchaseProcess::BgNbd(BgNbdParams { r: 2.0, alpha: 8.0, a: 0.6, b: 12.0 }),
+        GammaGammaParams { p: 6.0, q: 4.0, v: 15.0 },
         customers,
         start,
         end,
@@ -57,11 +44,7 @@ fn main() {
     println!("push records: {:.3} s", t.elapsed().as_secs_f64());
     let t = Instant::now();
     let log = builder.build();
-    println!(
-        "build log ({} transactions): {:.3} s",
-        log.transaction_count(),
-        t.elapsed().as_secs_f64()
-    );
+    println!("build log ({} transactions): {:.3} s", log.transaction_count(), t.elapsed().as_secs_f64());
     drop(generated);
 
     let t = Instant::now();
@@ -69,11 +52,7 @@ fn main() {
     println!("summarize: {:.3} s", t.elapsed().as_secs_f64());
     let t = Instant::now();
     let data = BtydData::from_summaries(&s).unwrap();
-    println!(
-        "model data ({} distinct rows): {:.3} s",
-        data.rows(),
-        t.elapsed().as_secs_f64()
-    );
+    println!("model data ({} distinct rows): {:.3} s", data.rows(), t.elapsed().as_secs_f64());
     let t = Instant::now();
     let bg = BgNbd::fit(&data).unwrap();
     println!(
@@ -84,19 +63,12 @@ fn main() {
     );
     let t = Instant::now();
     let gg = GammaGamma::fit(&s.frequency, &s.monetary_value).unwrap();
-    println!(
-        "gamma-gamma fit: {:.3} s {:?}",
-        t.elapsed().as_secs_f64(),
-        gg.model.params
-    );
+    println!("gamma-gamma fit: {:.3} s {:?}", t.elapsed().as_secs_f64(), gg.model.params);
     let t = Instant::now();
     let clv: Vec<f64> = (0..s.len())
         .into_par_iter()
         .map(|i| {
-            let value = gg
-                .model
-                .expected_average_value(s.frequency[i], s.monetary_value[i])
-                .unwrap();
+            let value = gg.model.expected_average_value(s.frequency[i], s.monetary_value[i]).unwrap();
             customer_lifetime_value(
                 &bg.model,
                 TimeUnit::Week,
@@ -118,17 +90,9 @@ fn main() {
     let t = Instant::now();
     let alive: f64 = (0..s.len())
         .into_par_iter()
-        .map(|i| {
-            bg.model
-                .probability_alive(s.frequency[i] as f64, s.recency[i], s.age[i])
-                .unwrap()
-        })
+        .map(|i| bg.model.probability_alive(s.frequency[i] as f64, s.recency[i], s.age[i]).unwrap())
         .sum();
-    println!(
-        "p(alive): {:.3} s (mean {:.3})",
-        t.elapsed().as_secs_f64(),
-        alive / s.len() as f64
-    );
+    println!("p(alive): {:.3} s (mean {:.3})", t.elapsed().as_secs_f64(), alive / s.len() as f64);
     println!("total so far: {:.3} s", total.elapsed().as_secs_f64());
     let t = Instant::now();
     let pareto = ParetoNbd::fit(&data).unwrap();

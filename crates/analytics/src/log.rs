@@ -67,10 +67,7 @@ pub struct LogOptions {
 
 impl Default for LogOptions {
     fn default() -> Self {
-        LogOptions {
-            time_unit: TimeUnit::Week,
-            merge_same_day: true,
-        }
+        LogOptions { time_unit: TimeUnit::Week, merge_same_day: true }
     }
 }
 
@@ -142,18 +139,12 @@ pub struct PurchaseTime {
 
 impl From<NaiveDate> for PurchaseTime {
     fn from(date: NaiveDate) -> Self {
-        PurchaseTime {
-            day: day_number(date),
-            second_of_day: None,
-        }
+        PurchaseTime { day: day_number(date), second_of_day: None }
     }
 }
 impl From<NaiveDateTime> for PurchaseTime {
     fn from(at: NaiveDateTime) -> Self {
-        PurchaseTime {
-            day: day_number(at.date()),
-            second_of_day: Some(at.time().num_seconds_from_midnight()),
-        }
+        PurchaseTime { day: day_number(at.date()), second_of_day: Some(at.time().num_seconds_from_midnight()) }
     }
 }
 
@@ -210,10 +201,7 @@ pub struct TransactionLogBuilder {
 impl TransactionLogBuilder {
     /// A builder with the given options.
     pub fn new(options: LogOptions) -> Self {
-        TransactionLogBuilder {
-            options,
-            ..Default::default()
-        }
+        TransactionLogBuilder { options, ..Default::default() }
     }
 
     /// A builder with room for `records` records.
@@ -233,9 +221,7 @@ impl TransactionLogBuilder {
     fn intern(&mut self, key: CustomerKeyRef<'_>) -> Result<u32> {
         let next = self.keys.len();
         if next as u64 >= u32::MAX as u64 {
-            return Err(AnalyticsError::TooManyCustomers {
-                max: u32::MAX as u64 - 1,
-            });
+            return Err(AnalyticsError::TooManyCustomers { max: u32::MAX as u64 - 1 });
         }
         let index = match key {
             CustomerKeyRef::Number(n) => *self.number_keys.entry(n).or_insert_with(|| {
@@ -275,10 +261,7 @@ impl TransactionLogBuilder {
     ) -> Result<()> {
         let record = self.customer.len();
         if amount_minor < 0 {
-            return Err(AnalyticsError::NegativeAmount {
-                record,
-                amount_minor,
-            });
+            return Err(AnalyticsError::NegativeAmount { record, amount_minor });
         }
         let at = at.into();
         let index = self.intern(customer.into())?;
@@ -363,11 +346,7 @@ impl TransactionLogBuilder {
         let mut out_customer = Vec::with_capacity(records);
         let mut out_day = Vec::with_capacity(records);
         let mut out_amount = Vec::with_capacity(records);
-        let mut out_second = if self.has_time {
-            Vec::with_capacity(records)
-        } else {
-            Vec::new()
-        };
+        let mut out_second = if self.has_time { Vec::with_capacity(records) } else { Vec::new() };
         let mut out_record_count: Vec<u32> = Vec::with_capacity(records);
         let mut out_sku_start: Vec<u32> = if has_skus { vec![0] } else { Vec::new() };
         let mut out_sku_ids: Vec<u32> = Vec::new();
@@ -411,18 +390,10 @@ impl TransactionLogBuilder {
             customer: out_customer,
             day: out_day,
             amount: out_amount,
-            second_of_day: if self.has_time {
-                Some(out_second)
-            } else {
-                None
-            },
+            second_of_day: if self.has_time { Some(out_second) } else { None },
             records_per_transaction: out_record_count,
             skus: if has_skus {
-                Some(SkuColumn {
-                    start: out_sku_start,
-                    ids: out_sku_ids,
-                    names: self.sku_names,
-                })
+                Some(SkuColumn { start: out_sku_start, ids: out_sku_ids, names: self.sku_names })
             } else {
                 None
             },
@@ -533,14 +504,10 @@ mod tests {
     #[test]
     fn groups_sorts_and_merges_same_day() {
         let mut b = TransactionLogBuilder::new(LogOptions::default());
-        b.push_with_skus("bob", date(2024, 1, 5), 500, &["A"])
-            .unwrap();
-        b.push_with_skus("ann", date(2024, 1, 3), 100, &["B", "C"])
-            .unwrap();
-        b.push_with_skus("bob", date(2024, 1, 2), 200, &["A"])
-            .unwrap();
-        b.push_with_skus("bob", date(2024, 1, 5), 50, &["D"])
-            .unwrap();
+        b.push_with_skus("bob", date(2024, 1, 5), 500, &["A"]).unwrap();
+        b.push_with_skus("ann", date(2024, 1, 3), 100, &["B", "C"]).unwrap();
+        b.push_with_skus("bob", date(2024, 1, 2), 200, &["A"]).unwrap();
+        b.push_with_skus("bob", date(2024, 1, 5), 50, &["D"]).unwrap();
         let log = b.build();
         assert_eq!(log.customer_count(), 2);
         assert_eq!(log.transaction_count(), 3);
@@ -549,11 +516,7 @@ mod tests {
         assert_eq!(log.customers(), &[0, 0, 1]);
         assert_eq!(
             log.days(),
-            &[
-                day_number(date(2024, 1, 2)),
-                day_number(date(2024, 1, 5)),
-                day_number(date(2024, 1, 3))
-            ]
+            &[day_number(date(2024, 1, 2)), day_number(date(2024, 1, 5)), day_number(date(2024, 1, 3))]
         );
         assert_eq!(log.amounts(), &[200, 550, 100]);
         assert_eq!(log.records_per_transaction(), &[1, 2, 1]);
@@ -571,14 +534,10 @@ mod tests {
 
     #[test]
     fn keeps_same_day_purchases_apart_when_asked() {
-        let mut b = TransactionLogBuilder::new(LogOptions {
-            merge_same_day: false,
-            ..Default::default()
-        });
+        let mut b = TransactionLogBuilder::new(LogOptions { merge_same_day: false, ..Default::default() });
         let at = date(2024, 1, 5).and_hms_opt(10, 0, 0).unwrap();
         b.push(7u64, at, 500).unwrap();
-        b.push(7u64, date(2024, 1, 5).and_hms_opt(9, 0, 0).unwrap(), 100)
-            .unwrap();
+        b.push(7u64, date(2024, 1, 5).and_hms_opt(9, 0, 0).unwrap(), 100).unwrap();
         let log = b.build();
         assert_eq!(log.transaction_count(), 2);
         assert_eq!(log.amounts(), &[100, 500]);
@@ -589,21 +548,12 @@ mod tests {
     fn rejects_negative_amounts() {
         let mut b = TransactionLogBuilder::new(LogOptions::default());
         let err = b.push(1u64, date(2024, 1, 1), -5).unwrap_err();
-        assert!(matches!(
-            err,
-            AnalyticsError::NegativeAmount {
-                record: 0,
-                amount_minor: -5
-            }
-        ));
+        assert!(matches!(err, AnalyticsError::NegativeAmount { record: 0, amount_minor: -5 }));
     }
 
     #[test]
     fn day_numbers_round_trip() {
         assert_eq!(day_number(date(1970, 1, 1)), 0);
-        assert_eq!(
-            date_of_day_number(day_number(date(1997, 9, 30))),
-            date(1997, 9, 30)
-        );
+        assert_eq!(date_of_day_number(day_number(date(1997, 9, 30))), date(1997, 9, 30));
     }
 }

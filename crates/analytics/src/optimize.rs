@@ -18,11 +18,7 @@ pub struct LbfgsOptions {
 
 impl Default for LbfgsOptions {
     fn default() -> Self {
-        LbfgsOptions {
-            max_iterations: 500,
-            gradient_tolerance: 1e-9,
-            memory: 8,
-        }
+        LbfgsOptions { max_iterations: 500, gradient_tolerance: 1e-9, memory: 8 }
     }
 }
 
@@ -63,11 +59,7 @@ where
     let mut eval = |x: &[f64]| {
         evaluations += 1;
         let (f, g) = objective(x);
-        if f.is_finite() && g.iter().all(|v| v.is_finite()) {
-            (f, g)
-        } else {
-            (f64::INFINITY, vec![0.0; n])
-        }
+        if f.is_finite() && g.iter().all(|v| v.is_finite()) { (f, g) } else { (f64::INFINITY, vec![0.0; n]) }
     };
     let mut x = start.to_vec();
     let (mut f, mut g) = eval(&x);
@@ -130,11 +122,7 @@ where
             direction = g.iter().map(|v| -v).collect();
             slope = dot(&direction, &g);
         }
-        let mut step = if k == 0 {
-            (1.0 / max_abs(&g)).min(1.0)
-        } else {
-            1.0
-        };
+        let mut step = if k == 0 { (1.0 / max_abs(&g)).min(1.0) } else { 1.0 };
         // Keep steps in log-parameter space moderate.
         let longest = max_abs(&direction) * step;
         if longest > 5.0 {
@@ -142,11 +130,7 @@ where
         }
         let mut accepted = None;
         for _ in 0..40 {
-            let trial: Vec<f64> = x
-                .iter()
-                .zip(&direction)
-                .map(|(xi, di)| xi + step * di)
-                .collect();
+            let trial: Vec<f64> = x.iter().zip(&direction).map(|(xi, di)| xi + step * di).collect();
             let (ft, gt) = eval(&trial);
             if ft <= f + 1e-4 * step * slope {
                 accepted = Some((trial, ft, gt));
@@ -155,11 +139,7 @@ where
             // Minimum of the quadratic through f, the slope and ft, kept within [0.1, 0.5] of the step.
             let next = if ft.is_finite() {
                 let curvature = ft - f - slope * step;
-                if curvature > 0.0 {
-                    -slope * step * step / (2.0 * curvature)
-                } else {
-                    0.5 * step
-                }
+                if curvature > 0.0 { -slope * step * step / (2.0 * curvature) } else { 0.5 * step }
             } else {
                 0.1 * step
             };
@@ -199,15 +179,7 @@ where
             stalled = 0;
         }
     }
-    Minimum {
-        x,
-        value: f,
-        gradient: g,
-        iterations,
-        evaluations,
-        converged,
-        message,
-    }
+    Minimum { x, value: f, gradient: g, iterations, evaluations, converged, message }
 }
 
 #[cfg(test)]
@@ -219,18 +191,11 @@ mod tests {
         let rosenbrock = |x: &[f64]| {
             let (a, b) = (x[0], x[1]);
             let f = (1.0 - a).powi(2) + 100.0 * (b - a * a).powi(2);
-            let g = vec![
-                -2.0 * (1.0 - a) - 400.0 * a * (b - a * a),
-                200.0 * (b - a * a),
-            ];
+            let g = vec![-2.0 * (1.0 - a) - 400.0 * a * (b - a * a), 200.0 * (b - a * a)];
             (f, g)
         };
         let m = minimize(rosenbrock, &[-1.2, 1.0], LbfgsOptions::default());
         assert!(m.converged, "{}", m.message);
-        assert!(
-            (m.x[0] - 1.0).abs() < 1e-6 && (m.x[1] - 1.0).abs() < 1e-6,
-            "{:?}",
-            m.x
-        );
+        assert!((m.x[0] - 1.0).abs() < 1e-6 && (m.x[1] - 1.0).abs() < 1e-6, "{:?}", m.x);
     }
 }

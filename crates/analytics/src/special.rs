@@ -35,10 +35,7 @@ pub fn ln_gamma(x: f64) -> f64 {
     let inv = 1.0 / y;
     let inv2 = inv * inv;
     let series = inv
-        * (1.0 / 12.0
-            - inv2
-                * (1.0 / 360.0
-                    - inv2 * (1.0 / 1260.0 - inv2 * (1.0 / 1680.0 - inv2 * (1.0 / 1188.0)))));
+        * (1.0 / 12.0 - inv2 * (1.0 / 360.0 - inv2 * (1.0 / 1260.0 - inv2 * (1.0 / 1680.0 - inv2 * (1.0 / 1188.0)))));
     (y - 0.5) * y.ln() - y + HALF_LN_2PI + series - shift
 }
 
@@ -58,10 +55,7 @@ pub fn digamma(x: f64) -> f64 {
     result + y.ln()
         - 0.5 * inv
         - inv2
-            * (1.0 / 12.0
-                - inv2
-                    * (1.0 / 120.0
-                        - inv2 * (1.0 / 252.0 - inv2 * (1.0 / 240.0 - inv2 * (1.0 / 132.0)))))
+            * (1.0 / 12.0 - inv2 * (1.0 / 120.0 - inv2 * (1.0 / 252.0 - inv2 * (1.0 / 240.0 - inv2 * (1.0 / 132.0)))))
 }
 
 /// ln B(a, b) = ln Γ(a) + ln Γ(b) − ln Γ(a + b).
@@ -81,9 +75,7 @@ pub fn ln_hyp2f1_with_gradient(a: f64, b: f64, c: f64, z: f64) -> Result<(f64, [
     if !finite || a <= 0.0 || b <= 0.0 || c <= 0.0 || !(0.0..1.0).contains(&z) {
         return Err(AnalyticsError::Numerical {
             what: "hyp2f1",
-            detail: format!(
-                "arguments outside a, b, c > 0, 0 <= z < 1: a={a}, b={b}, c={c}, z={z}"
-            ),
+            detail: format!("arguments outside a, b, c > 0, 0 <= z < 1: a={a}, b={b}, c={c}, z={z}"),
         });
     }
     if z == 0.0 {
@@ -106,12 +98,7 @@ pub fn ln_hyp2f1_with_gradient(a: f64, b: f64, c: f64, z: f64) -> Result<(f64, [
         let (g, d) = series(a2, b2, c, z)?;
         let ln_1mz = (-z).ln_1p();
         let value = (c - a - b) * ln_1mz + g;
-        let gradient = [
-            -ln_1mz - d[0],
-            -ln_1mz - d[1],
-            ln_1mz + d[0] + d[1] + d[2],
-            -(c - a - b) / (1.0 - z) + d[3],
-        ];
+        let gradient = [-ln_1mz - d[0], -ln_1mz - d[1], ln_1mz + d[0] + d[1] + d[2], -(c - a - b) / (1.0 - z) + d[3]];
         return Ok((value, gradient));
     }
     series(a, b, c, z)
@@ -161,16 +148,11 @@ fn series(a: f64, b: f64, c: f64, z: f64) -> Result<(f64, [f64; 4])> {
         if n > MAX_TERMS {
             return Err(AnalyticsError::Numerical {
                 what: "hyp2f1",
-                detail: format!(
-                    "series did not converge in {MAX_TERMS} terms: a={a}, b={b}, c={c}, z={z}"
-                ),
+                detail: format!("series did not converge in {MAX_TERMS} terms: a={a}, b={b}, c={c}, z={z}"),
             });
         }
     }
-    Ok((
-        sum.ln() + log_scale,
-        [sa / sum, sb / sum, -sc / sum, sz / (z * sum)],
-    ))
+    Ok((sum.ln() + log_scale, [sa / sum, sb / sum, -sc / sum, sz / (z * sum)]))
 }
 
 /// Euler's integral with `a_pow` the exponent of (1 − zt) and `b_beta` the beta parameter (c > b_beta).
@@ -191,14 +173,12 @@ fn euler_integral(a_pow: f64, b_beta: f64, c: f64, z: f64, swapped: bool) -> (f6
             let one_minus_zt = one_minus_z + z * one_minus_t;
             let ln_1mzt = one_minus_zt.ln();
             let log_weight = ln_t + ln_1mt + (PI * u.cosh()).ln() + h.ln();
-            let log_term =
-                (b_beta - 1.0) * ln_t + (c - b_beta - 1.0) * ln_1mt - a_pow * ln_1mzt + log_weight;
+            let log_term = (b_beta - 1.0) * ln_t + (c - b_beta - 1.0) * ln_1mt - a_pow * ln_1mzt + log_weight;
             (log_term, ln_t, ln_1mt, t / one_minus_zt)
         };
         let nodes: Vec<(f64, f64, f64, f64)> = (-k_max..=k_max).map(node).collect();
         let max = nodes.iter().map(|n| n.0).fold(f64::NEG_INFINITY, f64::max);
-        let (mut s, mut e_ln_t, mut e_ln_1mt, mut e_ln_1mzt, mut e_ratio) =
-            (0.0, 0.0, 0.0, 0.0, 0.0);
+        let (mut s, mut e_ln_t, mut e_ln_1mt, mut e_ln_1mzt, mut e_ratio) = (0.0, 0.0, 0.0, 0.0, 0.0);
         for &(log_term, ln_t, ln_1mt, ratio) in &nodes {
             let w = (log_term - max).exp();
             if w == 0.0 {
@@ -211,10 +191,7 @@ fn euler_integral(a_pow: f64, b_beta: f64, c: f64, z: f64, swapped: bool) -> (f6
             e_ratio += w * ratio;
         }
         let value = max + s.ln();
-        (
-            value,
-            [e_ln_t / s, e_ln_1mt / s, e_ln_1mzt / s, e_ratio / s],
-        )
+        (value, [e_ln_t / s, e_ln_1mt / s, e_ln_1mzt / s, e_ratio / s])
     };
     let mut h = 0.25;
     let mut previous = evaluate(h);
@@ -233,20 +210,12 @@ fn euler_integral(a_pow: f64, b_beta: f64, c: f64, z: f64, swapped: bool) -> (f6
     let d_beta = -digamma(b_beta) + digamma(c - b_beta) + e_ln_t - e_ln_1mt;
     let d_c = digamma(c) - digamma(c - b_beta) + e_ln_1mt;
     let d_z = a_pow * e_ratio;
-    let (d_a, d_b) = if swapped {
-        (d_beta, d_pow)
-    } else {
-        (d_pow, d_beta)
-    };
+    let (d_a, d_b) = if swapped { (d_beta, d_pow) } else { (d_pow, d_beta) };
     (prefactor + log_integral, [d_a, d_b, d_c, d_z])
 }
 
 fn softplus_f64(x: f64) -> f64 {
-    if x > 0.0 {
-        x + (-x).exp().ln_1p()
-    } else {
-        x.exp().ln_1p()
-    }
+    if x > 0.0 { x + (-x).exp().ln_1p() } else { x.exp().ln_1p() }
 }
 
 /// A number with four partial derivatives (forward-mode automatic differentiation).
@@ -266,44 +235,20 @@ impl Dual {
         Dual { v, d }
     }
     fn chain(self, v: f64, dv: f64) -> Self {
-        Dual {
-            v,
-            d: [
-                self.d[0] * dv,
-                self.d[1] * dv,
-                self.d[2] * dv,
-                self.d[3] * dv,
-            ],
-        }
+        Dual { v, d: [self.d[0] * dv, self.d[1] * dv, self.d[2] * dv, self.d[3] * dv] }
     }
 }
 
 impl Add for Dual {
     type Output = Dual;
     fn add(self, o: Dual) -> Dual {
-        Dual {
-            v: self.v + o.v,
-            d: [
-                self.d[0] + o.d[0],
-                self.d[1] + o.d[1],
-                self.d[2] + o.d[2],
-                self.d[3] + o.d[3],
-            ],
-        }
+        Dual { v: self.v + o.v, d: [self.d[0] + o.d[0], self.d[1] + o.d[1], self.d[2] + o.d[2], self.d[3] + o.d[3]] }
     }
 }
 impl Sub for Dual {
     type Output = Dual;
     fn sub(self, o: Dual) -> Dual {
-        Dual {
-            v: self.v - o.v,
-            d: [
-                self.d[0] - o.d[0],
-                self.d[1] - o.d[1],
-                self.d[2] - o.d[2],
-                self.d[3] - o.d[3],
-            ],
-        }
+        Dual { v: self.v - o.v, d: [self.d[0] - o.d[0], self.d[1] - o.d[1], self.d[2] - o.d[2], self.d[3] - o.d[3]] }
     }
 }
 impl Mul for Dual {
@@ -330,28 +275,19 @@ impl Div for Dual {
 impl Neg for Dual {
     type Output = Dual;
     fn neg(self) -> Dual {
-        Dual {
-            v: -self.v,
-            d: [-self.d[0], -self.d[1], -self.d[2], -self.d[3]],
-        }
+        Dual { v: -self.v, d: [-self.d[0], -self.d[1], -self.d[2], -self.d[3]] }
     }
 }
 impl Add<f64> for Dual {
     type Output = Dual;
     fn add(self, o: f64) -> Dual {
-        Dual {
-            v: self.v + o,
-            d: self.d,
-        }
+        Dual { v: self.v + o, d: self.d }
     }
 }
 impl Sub<f64> for Dual {
     type Output = Dual;
     fn sub(self, o: f64) -> Dual {
-        Dual {
-            v: self.v - o,
-            d: self.d,
-        }
+        Dual { v: self.v - o, d: self.d }
     }
 }
 impl Mul<f64> for Dual {
@@ -462,20 +398,12 @@ impl Real for Dual {
 
 /// ln(1 + e^x) without overflow.
 pub fn softplus<T: Real>(x: T) -> T {
-    if x.value() > 0.0 {
-        x + (-x).exp().ln_1p()
-    } else {
-        x.exp().ln_1p()
-    }
+    if x.value() > 0.0 { x + (-x).exp().ln_1p() } else { x.exp().ln_1p() }
 }
 
 /// ln(e^a + e^b) without overflow.
 pub fn log_add_exp<T: Real>(a: T, b: T) -> T {
-    if a.value() >= b.value() {
-        a + softplus(b - a)
-    } else {
-        b + softplus(a - b)
-    }
+    if a.value() >= b.value() { a + softplus(b - a) } else { b + softplus(a - b) }
 }
 
 /// ln(e^a − e^b) for a > b; the caller must handle a == b (the difference is then exactly zero).
@@ -512,12 +440,7 @@ mod tests {
             2.0,
             0.3,
             0.13073117329665124,
-            [
-                0.263565347002111,
-                0.0931095969366212,
-                -0.0708719035384234,
-                0.511362202302988,
-            ],
+            [0.263565347002111, 0.0931095969366212, -0.0708719035384234, 0.511362202302988],
         ),
         (
             0.243,
@@ -525,12 +448,7 @@ mod tests {
             2.219,
             0.5,
             0.18821830926204305,
-            [
-                0.771911929245746,
-                0.0976119461269167,
-                -0.105760122533386,
-                0.556034757057584,
-            ],
+            [0.771911929245746, 0.0976119461269167, -0.105760122533386, 0.556034757057584],
         ),
         (
             2.243,
@@ -538,12 +456,7 @@ mod tests {
             4.219,
             0.9,
             5.51692626065268,
-            [
-                2.38704478433464,
-                1.71697665220524,
-                -1.75945168851284,
-                24.2816596507105,
-            ],
+            [2.38704478433464, 1.71697665220524, -1.75945168851284, 24.2816596507105],
         ),
         (
             1.159,
@@ -551,12 +464,7 @@ mod tests {
             2.159,
             0.09,
             0.62888639538019313,
-            [
-                0.499019161349119,
-                0.0578068746867519,
-                -0.283659959109122,
-                7.76009962637954,
-            ],
+            [0.499019161349119, 0.0578068746867519, -0.283659959109122, 7.76009962637954],
         ),
         (
             302.16,
@@ -564,12 +472,7 @@ mod tests {
             303.16,
             0.5,
             208.32804839188,
-            [
-                0.690481711505295,
-                0.69149077530822,
-                -0.688834117414979,
-                601.105342459443,
-            ],
+            [0.690481711505295, 0.69149077530822, -0.688834117414979, 601.105342459443],
         ),
         (
             302.16,
@@ -577,12 +480,7 @@ mod tests {
             303.16,
             0.999,
             9.6662670843989397,
-            [
-                1.22277398601977,
-                6.28532594111865,
-                -1.22063490458819,
-                958.392198538503,
-            ],
+            [1.22277398601977, 6.28532594111865, -1.22063490458819, 958.392198538503],
         ),
         (
             0.8,
@@ -590,12 +488,7 @@ mod tests {
             1.8,
             0.9999,
             5.8116942825211363,
-            [
-                8.65347306239847,
-                7.57034362541502,
-                -7.41292813707914,
-                6012.967800782,
-            ],
+            [8.65347306239847, 7.57034362541502, -7.41292813707914, 6012.967800782],
         ),
         (
             50.5,
@@ -603,12 +496,7 @@ mod tests {
             51.5,
             0.95,
             8.8838995017527887,
-            [
-                0.665585692843713,
-                2.82662877765457,
-                -0.656411736731397,
-                54.150877895935,
-            ],
+            [0.665585692843713, 2.82662877765457, -0.656411736731397, 54.150877895935],
         ),
         (
             3.0,
@@ -616,12 +504,7 @@ mod tests {
             4.0,
             0.99,
             5.637198543833995,
-            [
-                3.28856450610345,
-                3.75913917119039,
-                -2.98186620643011,
-                104.934411093547,
-            ],
+            [3.28856450610345, 3.75913917119039, -2.98186620643011, 104.934411093547],
         ),
         (
             0.243,
@@ -629,12 +512,7 @@ mod tests {
             2.219,
             0.99,
             1.4759662591470994,
-            [
-                5.6034523367668,
-                1.93465025189576,
-                -2.00627700432193,
-                38.203661600113,
-            ],
+            [5.6034523367668, 1.93465025189576, -2.00627700432193, 38.203661600113],
         ),
         (
             300.24,
@@ -642,21 +520,9 @@ mod tests {
             302.22,
             0.6,
             275.29872262592071,
-            [
-                0.916709619505588,
-                0.912349811159009,
-                -0.912765952299593,
-                751.123616581832,
-            ],
+            [0.916709619505588, 0.912349811159009, -0.912765952299593, 751.123616581832],
         ),
-        (
-            10.0,
-            10.0,
-            11.0,
-            0.0,
-            0.0,
-            [0.0, 0.0, 0.0, 9.09090909090909],
-        ),
+        (10.0, 10.0, 11.0, 0.0, 0.0, [0.0, 0.0, 0.0, 9.09090909090909]),
     ];
 
     fn close(actual: f64, expected: f64, relative: f64) -> bool {
@@ -666,16 +532,8 @@ mod tests {
     #[test]
     fn ln_gamma_and_digamma_match_mpmath() {
         for (x, lg, psi) in GAMMA_REFERENCE {
-            assert!(
-                close(ln_gamma(x), lg, 1e-14),
-                "ln_gamma({x}) = {} vs {lg}",
-                ln_gamma(x)
-            );
-            assert!(
-                close(digamma(x), psi, 1e-13),
-                "digamma({x}) = {} vs {psi}",
-                digamma(x)
-            );
+            assert!(close(ln_gamma(x), lg, 1e-14), "ln_gamma({x}) = {} vs {lg}", ln_gamma(x));
+            assert!(close(digamma(x), psi, 1e-13), "digamma({x}) = {} vs {psi}", digamma(x));
         }
     }
 
@@ -683,10 +541,7 @@ mod tests {
     fn ln_hyp2f1_matches_mpmath_across_the_btyd_range() {
         for (a, b, c, z, value, gradient) in HYP2F1_REFERENCE {
             let (v, g) = ln_hyp2f1_with_gradient(a, b, c, z).unwrap();
-            assert!(
-                close(v, value, 1e-13),
-                "ln 2F1({a}, {b}; {c}; {z}) = {v:e}, mpmath {value:e}"
-            );
+            assert!(close(v, value, 1e-13), "ln 2F1({a}, {b}; {c}; {z}) = {v:e}, mpmath {value:e}");
             for i in 0..4 {
                 assert!(
                     close(g[i], gradient[i], 1e-9),

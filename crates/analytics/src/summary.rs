@@ -93,11 +93,8 @@ fn summarize_rows(log: &TransactionLog, end_day: i32, unit: TimeUnit) -> Vec<Row
             let customer_amounts = &amounts[rows.start..rows.start + k];
             let total: i64 = customer_amounts.iter().sum();
             let frequency = (k - 1) as u32;
-            let monetary_value = if frequency > 0 {
-                (total - customer_amounts[0]) as f64 / frequency as f64
-            } else {
-                0.0
-            };
+            let monetary_value =
+                if frequency > 0 { (total - customer_amounts[0]) as f64 / frequency as f64 } else { 0.0 };
             let first_day = customer_days[0];
             let last_day = customer_days[k - 1];
             Some(Row {
@@ -115,11 +112,7 @@ fn summarize_rows(log: &TransactionLog, end_day: i32, unit: TimeUnit) -> Vec<Row
 }
 
 /// Summarises every customer whose first purchase is on or before `observation_end`.
-pub fn summarize(
-    log: &TransactionLog,
-    observation_end: NaiveDate,
-    unit: TimeUnit,
-) -> Result<CustomerSummaries> {
+pub fn summarize(log: &TransactionLog, observation_end: NaiveDate, unit: TimeUnit) -> Result<CustomerSummaries> {
     let rows = summarize_rows(log, day_number(observation_end), unit);
     if rows.is_empty() {
         return Err(AnalyticsError::NoTransactions(observation_end.to_string()));
@@ -219,10 +212,7 @@ mod tests {
 
     #[test]
     fn summary_follows_lifetimes_conventions() {
-        let mut b = TransactionLogBuilder::new(LogOptions {
-            time_unit: TimeUnit::Day,
-            merge_same_day: true,
-        });
+        let mut b = TransactionLogBuilder::new(LogOptions { time_unit: TimeUnit::Day, merge_same_day: true });
         b.push("a", date(2024, 1, 1), 1000).unwrap();
         b.push("a", date(2024, 1, 1), 500).unwrap(); // same day: merged into the first purchase
         b.push("a", date(2024, 1, 11), 200).unwrap();
@@ -240,9 +230,7 @@ mod tests {
         assert_eq!(s.total_spend, vec![2100, 300]);
         assert_eq!(s.last_purchase(0), date(2024, 1, 21));
 
-        let split =
-            calibration_and_holdout(&log, date(2024, 1, 15), date(2024, 2, 29), TimeUnit::Day)
-                .unwrap();
+        let split = calibration_and_holdout(&log, date(2024, 1, 15), date(2024, 2, 29), TimeUnit::Day).unwrap();
         assert_eq!(split.calibration.len(), 1);
         assert_eq!(split.calibration.frequency, vec![1]);
         assert_eq!(split.frequency_holdout, vec![2]);

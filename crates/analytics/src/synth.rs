@@ -89,11 +89,7 @@ impl SyntheticConfig {
             if value.is_finite() && value > 0.0 {
                 Ok(())
             } else {
-                Err(AnalyticsError::InvalidParameter {
-                    model: "synthetic",
-                    name,
-                    value,
-                })
+                Err(AnalyticsError::InvalidParameter { model: "synthetic", name, value })
             }
         };
         match self.process {
@@ -114,9 +110,7 @@ impl SyntheticConfig {
         positive("q", self.spend.q)?;
         positive("v", self.spend.v)?;
         if self.minor_units_per_major <= 0 {
-            return Err(AnalyticsError::InvalidInput(
-                "minor_units_per_major must be positive".into(),
-            ));
+            return Err(AnalyticsError::InvalidInput("minor_units_per_major must be positive".into()));
         }
         if self.start > self.acquisition_end || self.acquisition_end > self.end {
             return Err(AnalyticsError::DateOrder {
@@ -126,9 +120,7 @@ impl SyntheticConfig {
             });
         }
         if self.open_seconds.0 > self.open_seconds.1 || self.open_seconds.1 > 86_400 {
-            return Err(AnalyticsError::InvalidInput(
-                "open_seconds must be an interval within one day".into(),
-            ));
+            return Err(AnalyticsError::InvalidInput("open_seconds must be an interval within one day".into()));
         }
         Ok(())
     }
@@ -186,16 +178,12 @@ fn generate_one(config: &SyntheticConfig, index: u64) -> SyntheticCustomer {
     let remaining_units = (horizon_days - first_day) / unit_days; // time units available after day start
 
     let gamma = |shape: f64, rate: f64, rng: &mut ChaCha8Rng| -> f64 {
-        Gamma::new(shape, 1.0 / rate)
-            .map(|g| g.sample(rng))
-            .unwrap_or(0.0)
+        Gamma::new(shape, 1.0 / rate).map(|g| g.sample(rng)).unwrap_or(0.0)
     };
     let (lambda, dropout, events, alive_at_end) = match config.process {
         PurchaseProcess::BgNbd(p) | PurchaseProcess::MbgNbd(p) => {
             let lambda = gamma(p.r, p.alpha, &mut rng);
-            let drop = Beta::new(p.a, p.b)
-                .map(|d| d.sample(&mut rng))
-                .unwrap_or(1.0);
+            let drop = Beta::new(p.a, p.b).map(|d| d.sample(&mut rng)).unwrap_or(1.0);
             let modified = matches!(config.process, PurchaseProcess::MbgNbd(_));
             let mut events = Vec::new();
             let mut t = 0.0;
@@ -216,11 +204,7 @@ fn generate_one(config: &SyntheticConfig, index: u64) -> SyntheticCustomer {
         PurchaseProcess::ParetoNbd(p) => {
             let lambda = gamma(p.r, p.alpha, &mut rng);
             let mu = gamma(p.s, p.beta, &mut rng);
-            let lifetime = if mu > 0.0 {
-                Exp::new(mu).expect("positive rate").sample(&mut rng)
-            } else {
-                f64::INFINITY
-            };
+            let lifetime = if mu > 0.0 { Exp::new(mu).expect("positive rate").sample(&mut rng) } else { f64::INFINITY };
             let mut events = Vec::new();
             let mut t = 0.0;
             let available = remaining_units - first_fraction / unit_days;
@@ -238,11 +222,7 @@ fn generate_one(config: &SyntheticConfig, index: u64) -> SyntheticCustomer {
         }
     };
     let nu = gamma(config.spend.q, config.spend.v, &mut rng);
-    let spend = if nu > 0.0 {
-        Gamma::new(config.spend.p, 1.0 / nu).ok()
-    } else {
-        None
-    };
+    let spend = if nu > 0.0 { Gamma::new(config.spend.p, 1.0 / nu).ok() } else { None };
     let amount = |rng: &mut ChaCha8Rng| -> i64 {
         let value = spend.map(|g| g.sample(rng)).unwrap_or(0.0);
         ((value * config.minor_units_per_major as f64).round() as i64).max(1)
@@ -253,21 +233,12 @@ fn generate_one(config: &SyntheticConfig, index: u64) -> SyntheticCustomer {
         let fraction = day_offset - day;
         let seconds = open + ((close - open) as f64 * fraction) as u32;
         let date = config.start + Duration::days(day as i64);
-        date.and_time(
-            NaiveTime::from_num_seconds_from_midnight_opt(seconds.min(86_399), 0)
-                .expect("valid time"),
-        )
+        date.and_time(NaiveTime::from_num_seconds_from_midnight_opt(seconds.min(86_399), 0).expect("valid time"))
     };
     let mut purchases = Vec::with_capacity(events.len() + 1);
-    purchases.push(SyntheticPurchase {
-        at: to_time(first),
-        amount_minor: amount(&mut rng),
-    });
+    purchases.push(SyntheticPurchase { at: to_time(first), amount_minor: amount(&mut rng) });
     for t in events {
-        purchases.push(SyntheticPurchase {
-            at: to_time(first + t * unit_days),
-            amount_minor: amount(&mut rng),
-        });
+        purchases.push(SyntheticPurchase { at: to_time(first + t * unit_days), amount_minor: amount(&mut rng) });
     }
     SyntheticCustomer {
         index,
@@ -276,11 +247,7 @@ fn generate_one(config: &SyntheticConfig, index: u64) -> SyntheticCustomer {
             purchase_rate: lambda,
             dropout,
             alive_at_end,
-            mean_spend: if nu > 0.0 {
-                config.spend.p / nu
-            } else {
-                f64::INFINITY
-            },
+            mean_spend: if nu > 0.0 { config.spend.p / nu } else { f64::INFINITY },
         },
     }
 }
@@ -288,10 +255,7 @@ fn generate_one(config: &SyntheticConfig, index: u64) -> SyntheticCustomer {
 /// Generates all customers of the configuration, in parallel, deterministically.
 pub fn generate_customers(config: &SyntheticConfig) -> Result<Vec<SyntheticCustomer>> {
     config.validate()?;
-    Ok((0..config.customers as u64)
-        .into_par_iter()
-        .map(|i| generate_one(config, i))
-        .collect())
+    Ok((0..config.customers as u64).into_par_iter().map(|i| generate_one(config, i)).collect())
 }
 
 /// Generates the customers and loads their purchases into a transaction log (customer keys are the
@@ -314,17 +278,8 @@ mod tests {
 
     fn config(seed: u64) -> SyntheticConfig {
         SyntheticConfig::new(
-            PurchaseProcess::BgNbd(BgNbdParams {
-                r: 0.25,
-                alpha: 4.0,
-                a: 0.8,
-                b: 2.5,
-            }),
-            GammaGammaParams {
-                p: 6.0,
-                q: 4.0,
-                v: 15.0,
-            },
+            PurchaseProcess::BgNbd(BgNbdParams { r: 0.25, alpha: 4.0, a: 0.8, b: 2.5 }),
+            GammaGammaParams { p: 6.0, q: 4.0, v: 15.0 },
             500,
             NaiveDate::from_ymd_opt(2023, 1, 1).unwrap(),
             NaiveDate::from_ymd_opt(2024, 6, 30).unwrap(),
@@ -357,9 +312,6 @@ mod tests {
     fn rejects_bad_parameters() {
         let mut cfg = config(1);
         cfg.spend.q = -1.0;
-        assert!(matches!(
-            generate_customers(&cfg),
-            Err(AnalyticsError::InvalidParameter { name: "q", .. })
-        ));
+        assert!(matches!(generate_customers(&cfg), Err(AnalyticsError::InvalidParameter { name: "q", .. })));
     }
 }

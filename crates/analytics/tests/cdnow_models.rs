@@ -16,10 +16,7 @@ fn calibration() -> CustomerSummaries {
 
 fn assert_printed(name: &str, actual: f64, printed: f64, decimals: i32) {
     let half_unit = 0.5 * 10f64.powi(-decimals);
-    assert!(
-        (actual - printed).abs() <= half_unit,
-        "{name}: fitted {actual}, published {printed}"
-    );
+    assert!((actual - printed).abs() <= half_unit, "{name}: fitted {actual}, published {printed}");
 }
 
 #[test]
@@ -32,19 +29,12 @@ fn bg_nbd_matches_published_parameters() {
     assert_printed("alpha", p.alpha, 4.414, 3);
     assert_printed("a", p.a, 0.793, 3);
     assert_printed("b", p.b, 2.426, 3);
-    assert!(
-        (fit.diagnostics.log_likelihood - -9582.4).abs() < 0.1,
-        "{}",
-        fit.diagnostics.log_likelihood
-    );
+    assert!((fit.diagnostics.log_likelihood - -9582.4).abs() < 0.1, "{}", fit.diagnostics.log_likelihood);
     assert!(fit.diagnostics.converged);
     let se = fit.diagnostics.standard_errors.as_ref().unwrap();
     assert!(se["r"] > 0.0 && se["r"] < 0.1);
     // Hardie's worked example with the fitted parameters.
-    let e = fit
-        .model
-        .expected_purchases(39.0, 2.0, 30.43, 38.86)
-        .unwrap();
+    let e = fit.model.expected_purchases(39.0, 2.0, 30.43, 38.86).unwrap();
     assert!((e - 1.226).abs() < 1e-3, "{e}");
 }
 
@@ -68,11 +58,7 @@ fn pareto_nbd_matches_published_parameters() {
     assert_printed("alpha", p.alpha, 10.578, 3);
     assert_printed("s", p.s, 0.606, 3);
     assert_printed("beta", p.beta, 11.669, 3);
-    assert!(
-        (fit.diagnostics.log_likelihood - -9595.0).abs() < 0.1,
-        "{}",
-        fit.diagnostics.log_likelihood
-    );
+    assert!((fit.diagnostics.log_likelihood - -9595.0).abs() < 0.1, "{}", fit.diagnostics.log_likelihood);
 }
 
 #[test]
@@ -87,14 +73,8 @@ fn gamma_gamma_matches_published_parameters() {
     assert_printed("q", p.q, 3.74, 2);
     assert_printed("v", p.v, 15.44, 2);
     // In minor units only v scales.
-    let cents = GammaGamma::fit(&s.frequency, &s.monetary_value)
-        .unwrap()
-        .model
-        .params;
-    assert!(
-        (cents.p - p.p).abs() < 1e-3 && (cents.v / 100.0 - p.v).abs() < 1e-2,
-        "{cents:?}"
-    );
+    let cents = GammaGamma::fit(&s.frequency, &s.monetary_value).unwrap().model.params;
+    assert!((cents.p - p.p).abs() < 1e-3 && (cents.v / 100.0 - p.v).abs() < 1e-2, "{cents:?}");
 }
 
 #[test]
@@ -102,17 +82,11 @@ fn clv_is_positive_and_discounted() {
     let s = calibration();
     let data = BtydData::from_summaries(&s).unwrap();
     let bg = BgNbd::fit(&data).unwrap().model;
-    let gg = GammaGamma::fit(&s.frequency, &s.monetary_value)
-        .unwrap()
-        .model;
+    let gg = GammaGamma::fit(&s.frequency, &s.monetary_value).unwrap().model;
     let value = gg.expected_average_value(2, 3000.0).unwrap();
-    let undiscounted =
-        customer_lifetime_value(&bg, TimeUnit::Week, 2.0, 30.43, 38.86, value, 12, 0.0).unwrap();
-    let discounted =
-        customer_lifetime_value(&bg, TimeUnit::Week, 2.0, 30.43, 38.86, value, 12, 0.01).unwrap();
+    let undiscounted = customer_lifetime_value(&bg, TimeUnit::Week, 2.0, 30.43, 38.86, value, 12, 0.0).unwrap();
+    let discounted = customer_lifetime_value(&bg, TimeUnit::Week, 2.0, 30.43, 38.86, value, 12, 0.01).unwrap();
     assert!(discounted > 0.0 && discounted < undiscounted);
-    let expected = bg
-        .expected_purchases(12.0 * 4.345, 2.0, 30.43, 38.86)
-        .unwrap();
+    let expected = bg.expected_purchases(12.0 * 4.345, 2.0, 30.43, 38.86).unwrap();
     assert!((undiscounted - value * expected).abs() < 1e-6 * undiscounted);
 }

@@ -10,18 +10,7 @@ use regulars_analytics::{LogOptions, TimeUnit, summarize};
 fn config(process: PurchaseProcess, seed: u64) -> SyntheticConfig {
     let start = NaiveDate::from_ymd_opt(2023, 1, 1).unwrap();
     let end = NaiveDate::from_ymd_opt(2024, 6, 29).unwrap(); // 78 weeks
-    SyntheticConfig::new(
-        process,
-        GammaGammaParams {
-            p: 6.0,
-            q: 4.0,
-            v: 15.0,
-        },
-        8_000,
-        start,
-        end,
-        seed,
-    )
+    SyntheticConfig::new(process, GammaGammaParams { p: 6.0, q: 4.0, v: 15.0 }, 8_000, start, end, seed)
 }
 
 fn within(name: &str, estimate: f64, truth: f64, standard_error: f64) {
@@ -33,12 +22,7 @@ fn within(name: &str, estimate: f64, truth: f64, standard_error: f64) {
 
 #[test]
 fn bg_nbd_and_gamma_gamma_recover_the_truth() {
-    let truth = BgNbdParams {
-        r: 0.5,
-        alpha: 5.0,
-        a: 0.8,
-        b: 2.5,
-    };
+    let truth = BgNbdParams { r: 0.5, alpha: 5.0, a: 0.8, b: 2.5 };
     let cfg = config(PurchaseProcess::BgNbd(truth), 11);
     let log = generate_log(&cfg, LogOptions::default()).unwrap();
     let s = summarize(&log, cfg.end, TimeUnit::Week).unwrap();
@@ -60,12 +44,7 @@ fn bg_nbd_and_gamma_gamma_recover_the_truth() {
 
 #[test]
 fn pareto_nbd_recovers_the_truth() {
-    let truth = ParetoNbdParams {
-        r: 0.6,
-        alpha: 8.0,
-        s: 0.8,
-        beta: 12.0,
-    };
+    let truth = ParetoNbdParams { r: 0.6, alpha: 8.0, s: 0.8, beta: 12.0 };
     let cfg = config(PurchaseProcess::ParetoNbd(truth), 12);
     let log = generate_log(&cfg, LogOptions::default()).unwrap();
     let s = summarize(&log, cfg.end, TimeUnit::Week).unwrap();

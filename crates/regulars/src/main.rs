@@ -1,1 +1,180 @@
-fn main() {}
+//! `regulars`: the command line. Parses flags (each also read from a `REGULARS_*` variable),
+//! wires the crates together, and reports. `anyhow` lives here and nowhere else.
+
+mod import;
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand};
+use regulars_core::Role;
+use regulars_server::{AppState, system_clock};
+use regulars_store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "regulars",
+    version,
+    about = "Keep the customers you have: retention analytics, loyalty, service, win-back."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct DatabaseArg {
+    /// sqlite://PATH (an embedded file, created when missing) or postgres://USER@HOST/DB
+    #[arg(long, env = "REGULARS_DATABASE", default_value = "sqlite://regulars.db")]
+    database: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (and apply pending migrations first)
+    Serve {
+        #[arg(long, env = "REGULARS_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        db: DatabaseArg,
+        /// Fill an empty database with a generated demo shop first
+        #[arg(long, env = "REGULARS_DEMO")]
+        demo: bool,
+    },
+    /// Apply pending database migrations and exit
+    Migrate {
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// Import orders, customers and refunds from an export file (.csv or .csv.gz)
+    Import(import::ImportArgs),
+    /// Manage API keys
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it once (only its hash is stored)
+    Create {
+        /// owner, analyst, agent, cashier or integration
+        #[arg(long)]
+        role: Role,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// List keys (their public prefixes, never secrets)
+    List {
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// Revoke a key by its prefix (rgl_ and 12 hex digits)
+    Revoke {
+        prefix: String,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")?;
+    runtime.block_on(run(cli))
+}
+
+async fn open(db: &DatabaseArg) -> Result<Store> {
+    Store::open(&db.database).await.with_context(|| format!("open the database {}", db.database))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve { listen, db, demo } => serve(listen, &db, demo).await,
+        Command::Migrate { db } => {
+            let store = open(&db).await?;
+            // Store::open applied them; say what the database holds now.
+            let counts = store.counts().await?;
+            println!("{}: schema up to date ({} customers, {} orders)", db.database, counts.customers, counts.orders);
+            store.close().await;
+            Ok(())
+        }
+        Command::Import(args) => import::run(args).await,
+        Command::Keys { command } => keys(command).await,
+    }
+}
+
+async fn serve(listen: SocketAddr, db: &DatabaseArg, demo: bool) -> Result<()> {
+    let store = open(db).await?;
+    if demo {
+        eprintln!("regulars: --demo is not available in this build");
+    }
+    if store.counts().await?.api_keys == 0 {
+        let owner = store.create_api_key("owner (first start)", Role::Owner, Utc::now()).await?;
+        println!("Owner API key (shown once, store it now): {}", owner.secret);
+    }
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    println!("regulars: serving http://{address} on {} ({})", store.backend_name(), db.database);
+    let state = AppState::new(store.clone(), system_clock());
+    regulars_server::serve(listener, state, shutdown_signal()).await.context("serve HTTP")?;
+    store.close().await;
+    eprintln!("regulars: stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+async fn keys(command: KeysCommand) -> Result<()> {
+    match command {
+        KeysCommand::Create { role, name, db } => {
+            let store = open(&db).await?;
+            let new = store.create_api_key(&name, role, Utc::now()).await?;
+            println!("{}", new.secret);
+            eprintln!("created {} key {:?} ({}); this is the only time the key is shown", role, name, new.key.prefix);
+            store.close().await;
+        }
+        KeysCommand::List { db } => {
+            let store = open(&db).await?;
+            for k in store.api_keys().await? {
+                let state = k.revoked_at.map_or("active".to_owned(), |t| format!("revoked {}", t.to_rfc3339()));
+                println!(
+                    "{}  {:<12} {:<30} created {}  {}",
+                    k.prefix,
+                    k.role,
+                    k.name,
+                    k.created_at.to_rfc3339(),
+                    state
+                );
+            }
+            store.close().await;
+        }
+        KeysCommand::Revoke { prefix, db } => {
+            let store = open(&db).await?;
+            let key = store.revoke_api_key(&prefix, Utc::now()).await?;
+            store.close().await;
+            match key {
+                Some(k) => println!("revoked {} ({} {:?})", k.prefix, k.role, k.name),
+                None => anyhow::bail!("no API key with prefix {prefix:?}"),
+            }
+        }
+    }
+    Ok(())
+}

@@ -38,7 +38,8 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
     let Some(secret) = presented else {
-        return ApiError::new(ErrorCode::Unauthorized, "send an API key as Authorization: Bearer <key>").into_response();
+        return ApiError::new(ErrorCode::Unauthorized, "send an API key as Authorization: Bearer <key>")
+            .into_response();
     };
     let key = match state.store.authenticate(secret).await {
         Ok(Some(key)) => key,

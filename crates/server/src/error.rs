@@ -131,7 +131,9 @@ impl From<FieldError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound { ref field, .. } if field == "id" => ApiError::new(ErrorCode::NotFound, e.to_string()),
+            StoreError::NotFound { ref field, .. } if field == "id" => {
+                ApiError::new(ErrorCode::NotFound, e.to_string())
+            }
             StoreError::NotFound { ref field, .. } => {
                 let field = field.clone();
                 ApiError::field(ErrorCode::NotFound, field, e.to_string())

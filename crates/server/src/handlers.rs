@@ -28,8 +28,14 @@ fn ok(body: serde_json::Value) -> Response {
 
 /// Reads `limit` and `cursor`, refusing any parameter not in `allowed`.
 fn paging(params: &BTreeMap<String, String>, allowed: &[&str]) -> ApiResult<(u32, Option<String>)> {
-    if let Some(unknown) = params.keys().find(|k| !["limit", "cursor"].contains(&k.as_str()) && !allowed.contains(&k.as_str())) {
-        return Err(ApiError::field(ErrorCode::InvalidField, unknown.clone(), format!("unknown query parameter {unknown:?}")));
+    if let Some(unknown) =
+        params.keys().find(|k| !["limit", "cursor"].contains(&k.as_str()) && !allowed.contains(&k.as_str()))
+    {
+        return Err(ApiError::field(
+            ErrorCode::InvalidField,
+            unknown.clone(),
+            format!("unknown query parameter {unknown:?}"),
+        ));
     }
     let limit = match params.get("limit") {
         None => DEFAULT_PAGE,
@@ -118,9 +124,7 @@ pub async fn list_customers(State(state): State<AppState>, Query(params): Params
         let found = state.store.find_customers(lookup, limit).await?;
         return Ok(ok(wire::page(found.iter().map(wire::customer).collect(), None)));
     }
-    let after = cursor
-        .map(|c| CustomerId::parse("cursor", &c))
-        .transpose()?;
+    let after = cursor.map(|c| CustomerId::parse("cursor", &c)).transpose()?;
     let items = state.store.customers(after, limit + 1).await?;
     let (items, next) = paginate(items, limit, |c| c.id.to_string());
     Ok(ok(wire::page(items.iter().map(wire::customer).collect(), next)))
@@ -276,7 +280,8 @@ pub async fn order_refunds(State(state): State<AppState>, Path(id): Path<String>
 
 /// Creates a key. Not idempotent by design: the secret is never stored, so no replay could return it.
 pub async fn create_key(State(state): State<AppState>, body: ApiJson<wire::KeyIn>) -> ApiResult<Response> {
-    let role: Role = body.value.role.parse().map_err(|e: String| ApiError::field(ErrorCode::InvalidField, "role", e))?;
+    let role: Role =
+        body.value.role.parse().map_err(|e: String| ApiError::field(ErrorCode::InvalidField, "role", e))?;
     let new = state.store.create_api_key(&body.value.name, role, (state.clock)()).await?;
     let mut out = wire::api_key(&new.key);
     out["secret"] = new.secret.into();

@@ -51,10 +51,9 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         if inner.is_syntax() || inner.is_eof() || inner.is_io() {
             return ApiError::new(ErrorCode::MalformedJson, message);
         }
-        if let Some(rest) = message.strip_prefix("unknown field `") {
-            let name = rest.split('`').next().unwrap_or_default();
-            let field = if path == "." || path.is_empty() { name.to_owned() } else { format!("{path}.{name}") };
-            return ApiError::field(ErrorCode::UnknownField, field, message);
+        if message.starts_with("unknown field `") {
+            // The path already ends with the unknown field's name.
+            return ApiError::field(ErrorCode::UnknownField, path, message);
         }
         let field = if let Some(rest) = message.strip_prefix("missing field `") {
             let name = rest.split('`').next().unwrap_or_default();
@@ -95,9 +94,13 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         check("{", ErrorCode::MalformedJson, None);
-        check("{} x", ErrorCode::MalformedJson, None);
+        check(r#"{"lines": []} x"#, ErrorCode::MalformedJson, None);
         check(r#"{"lines": [{"quantity": "two", "sku": "A"}]}"#, ErrorCode::InvalidField, Some("lines[0].quantity"));
-        check(r#"{"lines": [{"sku": "A", "quantity": 1}, {"sku": "B"}]}"#, ErrorCode::InvalidField, Some("lines[1].quantity"));
+        check(
+            r#"{"lines": [{"sku": "A", "quantity": 1}, {"sku": "B"}]}"#,
+            ErrorCode::InvalidField,
+            Some("lines[1].quantity"),
+        );
         check(r#"{"lines": [], "colour": 1}"#, ErrorCode::UnknownField, Some("colour"));
         check(r#"{"lines": [{"sku": "A", "quantity": 1, "x": 1}]}"#, ErrorCode::UnknownField, Some("lines[0].x"));
         check(r#"{}"#, ErrorCode::InvalidField, Some("lines"));

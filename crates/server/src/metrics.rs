@@ -41,7 +41,11 @@ impl Metrics {
         });
         registry.register("http_requests", "HTTP requests by route and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
-        registry.register("store_commit_batch_size", "Writes committed together in one transaction", commit_batch_sizes);
+        registry.register(
+            "store_commit_batch_size",
+            "Writes committed together in one transaction",
+            commit_batch_sizes,
+        );
         Metrics { registry, requests, latency }
     }
 

@@ -22,7 +22,10 @@ pub fn time(at: DateTime<Utc>) -> String {
 
 pub fn parse_time(field: &str, raw: &str) -> Result<DateTime<Utc>, FieldError> {
     DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc)).map_err(|_| {
-        FieldError::new(field, format!("{raw:?} is not an RFC 3339 date and time that exists, e.g. 2026-03-01T09:30:00Z"))
+        FieldError::new(
+            field,
+            format!("{raw:?} is not an RFC 3339 date and time that exists, e.g. 2026-03-01T09:30:00Z"),
+        )
     })
 }
 
@@ -54,7 +57,9 @@ impl MarketingConsentIn {
     fn parse(self, now: DateTime<Utc>) -> Result<Consent, FieldError> {
         Ok(Consent {
             marketing: self.granted,
-            recorded_at: Some(opt(self.recorded_at.as_deref(), |v| parse_time("marketing_consent.recorded_at", v))?.unwrap_or(now)),
+            recorded_at: Some(
+                opt(self.recorded_at.as_deref(), |v| parse_time("marketing_consent.recorded_at", v))?.unwrap_or(now),
+            ),
             source: opt(self.source.as_deref(), |v| bounded_text("marketing_consent.source", v, 100))?,
         })
     }
@@ -168,7 +173,9 @@ impl ProductIn {
     pub fn parse(self) -> Result<ProductDraft, FieldError> {
         let price = match (self.price_minor, self.currency.as_deref()) {
             (Some(minor), Some(code)) if minor >= 0 => Some(Money::new(minor, Currency::parse("currency", code)?)),
-            (Some(minor), Some(_)) => return Err(FieldError::new("price_minor", format!("must not be negative, got {minor}"))),
+            (Some(minor), Some(_)) => {
+                return Err(FieldError::new("price_minor", format!("must not be negative, got {minor}")));
+            }
             (None, None) => None,
             (Some(_), None) => return Err(FieldError::new("currency", "is required with price_minor")),
             (None, Some(_)) => return Err(FieldError::new("price_minor", "is required with currency")),
@@ -224,14 +231,22 @@ impl OrderIn {
             (Some(_), Some(_)) => {
                 return Err(FieldError::new("customer_id", "give customer_id or customer_external_id, not both"));
             }
-            (None, None) => return Err(FieldError::new("customer_id", "customer_id or customer_external_id is required")),
+            (None, None) => {
+                return Err(FieldError::new("customer_id", "customer_id or customer_external_id is required"));
+            }
         };
         let mut lines = Vec::with_capacity(self.lines.len());
         for (i, l) in self.lines.into_iter().enumerate() {
             let prefix = format!("lines[{i}].");
             let parsed = (|| {
                 let name = opt(l.name.as_deref(), |v| bounded_text("name", v, 200))?;
-                OrderLine::new(Sku::parse("sku", &l.sku)?, name, Quantity::new("quantity", l.quantity)?, l.unit_price_minor, l.discount_minor)
+                OrderLine::new(
+                    Sku::parse("sku", &l.sku)?,
+                    name,
+                    Quantity::new("quantity", l.quantity)?,
+                    l.unit_price_minor,
+                    l.discount_minor,
+                )
             })();
             lines.push(parsed.map_err(|e| e.within(&prefix))?);
         }
@@ -289,16 +304,20 @@ impl RefundIn {
     pub fn parse(self, order_id: OrderId, now: DateTime<Utc>) -> Result<RefundDraft, FieldError> {
         let kind = match self.lines {
             None => RefundDraftKind::Whole,
-            Some(lines) if lines.is_empty() => return Err(FieldError::new("lines", "leave lines out to refund everything")),
+            Some(lines) if lines.is_empty() => {
+                return Err(FieldError::new("lines", "leave lines out to refund everything"));
+            }
             Some(lines) => RefundDraftKind::Lines(
                 lines
                     .into_iter()
                     .enumerate()
                     .map(|(i, l)| {
-                        let quantity = u32::try_from(l.quantity)
-                            .ok()
-                            .filter(|q| *q > 0)
-                            .ok_or_else(|| FieldError::new(format!("lines[{i}].quantity"), format!("must be at least 1, got {}", l.quantity)))?;
+                        let quantity = u32::try_from(l.quantity).ok().filter(|q| *q > 0).ok_or_else(|| {
+                            FieldError::new(
+                                format!("lines[{i}].quantity"),
+                                format!("must be at least 1, got {}", l.quantity),
+                            )
+                        })?;
                         Ok(RefundLine { line: l.line, quantity, amount_minor: 0 })
                     })
                     .collect::<Result<_, FieldError>>()?,

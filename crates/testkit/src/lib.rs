@@ -46,3 +46,116 @@ pub async fn postgres_database() -> String {
     let (base, _) = admin.rsplit_once('/').expect("the URL names a database");
     format!("{base}/{name}")
 }
+
+/// A running server on a free loopback port, over a fresh database, with an owner key.
+pub struct TestApp {
+    pub db: TestDb,
+    pub base: String,
+    pub owner_key: String,
+    pub client: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The fixed time the test server believes it is.
+pub fn test_now() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339("2026-06-01T10:00:00Z").expect("valid time").with_timezone(&chrono::Utc)
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_on(TestDb::sqlite().await).await
+    }
+
+    pub async fn spawn_postgres() -> TestApp {
+        TestApp::spawn_on(TestDb::postgres().await).await
+    }
+
+    pub async fn spawn_on(db: TestDb) -> TestApp {
+        let owner =
+            db.store.create_api_key("test owner", regulars_core::Role::Owner, test_now()).await.expect("owner key");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let base = format!("http://{}", listener.local_addr().expect("local address"));
+        let state = regulars_server::AppState::new(db.store.clone(), std::sync::Arc::new(test_now));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            regulars_server::serve(listener, state, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("serve");
+        });
+        TestApp {
+            db,
+            base,
+            owner_key: owner.secret,
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// A new key with `role`.
+    pub async fn key(&self, role: regulars_core::Role) -> String {
+        self.db.store.create_api_key(&format!("test {role}"), role, test_now()).await.expect("create key").secret
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request as the owner and returns status and JSON body.
+    pub async fn call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        self.call_as(&self.owner_key, method, path, body, None).await
+    }
+
+    /// Sends a request with `key` and an optional idempotency key; returns status and JSON body.
+    pub async fn call_as(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+        idempotency_key: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let (status, text) = self.raw(key, method, path, body.map(|b| b.to_string()), idempotency_key).await;
+        let json = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        };
+        (status, json)
+    }
+
+    /// Sends a raw body; returns status and the body text, exactly.
+    pub async fn raw(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+        idempotency_key: Option<&str>,
+    ) -> (u16, String) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(method, self.url(path)).bearer_auth(key);
+        if let Some(body) = body {
+            req = req.header("content-type", "application/json").body(body);
+        }
+        if let Some(k) = idempotency_key {
+            req = req.header("idempotency-key", k);
+        }
+        let response = req.send().await.expect("send request");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("read body"))
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.db.store.close().await;
+    }
+}

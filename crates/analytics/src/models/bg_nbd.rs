@@ -35,23 +35,12 @@ fn check_params(model: &'static str, p: &BgNbdParams) -> Result<()> {
 }
 
 fn check_customer(x: f64, t_x: f64, age: f64) -> Result<()> {
-    let ok =
-        x.is_finite() && x >= 0.0 && t_x.is_finite() && age.is_finite() && t_x >= 0.0 && t_x <= age;
-    if ok {
-        Ok(())
-    } else {
-        Err(AnalyticsError::InvalidInput(format!(
-            "frequency {x}, recency {t_x}, age {age}"
-        )))
-    }
+    let ok = x.is_finite() && x >= 0.0 && t_x.is_finite() && age.is_finite() && t_x >= 0.0 && t_x <= age;
+    if ok { Ok(()) } else { Err(AnalyticsError::InvalidInput(format!("frequency {x}, recency {t_x}, age {age}"))) }
 }
 
 /// Total log-likelihood; `modified` selects MBG/NBD.
-pub(crate) fn total_log_likelihood<T: Real>(
-    data: &BtydData,
-    params: [T; 4],
-    modified: bool,
-) -> Result<T> {
+pub(crate) fn total_log_likelihood<T: Real>(data: &BtydData, params: [T; 4], modified: bool) -> Result<T> {
     let [r, alpha, a, b] = params;
     let shift = if modified { 1.0 } else { 0.0 };
     let ln_gamma_r = r.ln_gamma();
@@ -85,37 +74,19 @@ pub(crate) fn total_log_likelihood<T: Real>(
     if total.value().is_finite() {
         Ok(total)
     } else {
-        Err(AnalyticsError::Numerical {
-            what: "bg/nbd log-likelihood",
-            detail: "not finite".into(),
-        })
+        Err(AnalyticsError::Numerical { what: "bg/nbd log-likelihood", detail: "not finite".into() })
     }
 }
 
 fn fit(data: &BtydData, modified: bool) -> Result<(BgNbdParams, super::FitDiagnostics)> {
     let model = if modified { "mbg/nbd" } else { "bg/nbd" };
     if data.repeat_customers() == 0.0 {
-        return Err(AnalyticsError::Unidentifiable {
-            model,
-            reason: "nobody made a repeat purchase".into(),
-        });
+        return Err(AnalyticsError::Unidentifiable { model, reason: "nobody made a repeat purchase".into() });
     }
-    let (p, diagnostics) = fit_positive_parameters(
-        model,
-        ["r", "alpha", "a", "b"],
-        [1.0; 4],
-        data.customers,
-        |p| total_log_likelihood(data, p, modified),
-    )?;
-    Ok((
-        BgNbdParams {
-            r: p[0],
-            alpha: p[1],
-            a: p[2],
-            b: p[3],
-        },
-        diagnostics,
-    ))
+    let (p, diagnostics) = fit_positive_parameters(model, ["r", "alpha", "a", "b"], [1.0; 4], data.customers, |p| {
+        total_log_likelihood(data, p, modified)
+    })?;
+    Ok((BgNbdParams { r: p[0], alpha: p[1], a: p[2], b: p[3] }, diagnostics))
 }
 
 /// ((α+T)/(α+t_x))^(r+x) · a / d in logs, the odds that the customer is dead.
@@ -124,17 +95,9 @@ fn log_death_odds(p: &BgNbdParams, x: f64, t_x: f64, age: f64, denominator: f64)
 }
 
 /// (1 − ((α+T)/(α+T+t))^(r+x) 2F1(r+x, b'; c; t/(α+T+t))) / (a − 1), formed without cancellation.
-fn bracket_over_a_minus_1(
-    p: &BgNbdParams,
-    t: f64,
-    x: f64,
-    age: f64,
-    b_hyp: f64,
-    c_hyp: f64,
-) -> Result<f64> {
+fn bracket_over_a_minus_1(p: &BgNbdParams, t: f64, x: f64, age: f64, b_hyp: f64, c_hyp: f64) -> Result<f64> {
     let z = t / (p.alpha + age + t);
-    let log_term = (p.r + x) * ((p.alpha + age).ln() - (p.alpha + age + t).ln())
-        + ln_hyp2f1(p.r + x, b_hyp, c_hyp, z)?;
+    let log_term = (p.r + x) * ((p.alpha + age).ln() - (p.alpha + age + t).ln()) + ln_hyp2f1(p.r + x, b_hyp, c_hyp, z)?;
     let bracket = -log_term.exp_m1();
     Ok(bracket / (p.a - 1.0))
 }
@@ -143,10 +106,7 @@ fn finite_non_negative(what: &'static str, value: f64) -> Result<f64> {
     if value.is_finite() && value >= -1e-12 {
         Ok(value.max(0.0))
     } else {
-        Err(AnalyticsError::Numerical {
-            what,
-            detail: format!("value {value}"),
-        })
+        Err(AnalyticsError::Numerical { what, detail: format!("value {value}") })
     }
 }
 
@@ -160,10 +120,7 @@ impl BgNbd {
     /// Maximum-likelihood fit.
     pub fn fit(data: &BtydData) -> Result<Fitted<Self>> {
         let (params, diagnostics) = fit(data, false)?;
-        Ok(Fitted {
-            model: BgNbd { params },
-            diagnostics,
-        })
+        Ok(Fitted { model: BgNbd { params }, diagnostics })
     }
 
     /// Total log-likelihood of `data` under this model.
@@ -181,11 +138,7 @@ impl BgNbd {
         let x = n as f64;
         let ln_beta_ab = ln_beta(p.a, p.b);
         let ln_q = (p.alpha / (p.alpha + t)).ln();
-        let ln_z = if t > 0.0 {
-            (t / (p.alpha + t)).ln()
-        } else {
-            f64::NEG_INFINITY
-        };
+        let ln_z = if t > 0.0 { (t / (p.alpha + t)).ln() } else { f64::NEG_INFINITY };
         let nb = |j: f64| -> f64 {
             let power = if j == 0.0 { 0.0 } else { j * ln_z };
             (ln_gamma(p.r + j) - ln_gamma(p.r) - ln_gamma(j + 1.0) + p.r * ln_q + power).exp()
@@ -193,8 +146,7 @@ impl BgNbd {
         let mut probability = (ln_beta(p.a, p.b + x) - ln_beta_ab).exp() * nb(x);
         if n > 0 {
             let below: f64 = (0..n).map(|j| nb(j as f64)).sum();
-            probability +=
-                (ln_beta(p.a + 1.0, p.b + x - 1.0) - ln_beta_ab).exp() * (1.0 - below).max(0.0);
+            probability += (ln_beta(p.a + 1.0, p.b + x - 1.0) - ln_beta_ab).exp() * (1.0 - below).max(0.0);
         }
         finite_non_negative("bg/nbd P(X(t) = n)", probability)
     }
@@ -222,11 +174,7 @@ impl PurchaseModel for BgNbd {
         }
         let c = p.a + p.b + x - 1.0;
         let bracket = bracket_over_a_minus_1(&p, t, x, age, p.b + x, c)?;
-        let alive = if x == 0.0 {
-            1.0
-        } else {
-            1.0 / (1.0 + log_death_odds(&p, x, t_x, age, p.b + x - 1.0).exp())
-        };
+        let alive = if x == 0.0 { 1.0 } else { 1.0 / (1.0 + log_death_odds(&p, x, t_x, age, p.b + x - 1.0).exp()) };
         finite_non_negative("bg/nbd conditional expected purchases", c * bracket * alive)
     }
 
@@ -252,10 +200,7 @@ impl MbgNbd {
     /// Maximum-likelihood fit.
     pub fn fit(data: &BtydData) -> Result<Fitted<Self>> {
         let (params, diagnostics) = fit(data, true)?;
-        Ok(Fitted {
-            model: MbgNbd { params },
-            diagnostics,
-        })
+        Ok(Fitted { model: MbgNbd { params }, diagnostics })
     }
 
     /// Total log-likelihood of `data` under this model.
@@ -285,10 +230,7 @@ impl PurchaseModel for MbgNbd {
         let c = p.a + p.b + x;
         let bracket = bracket_over_a_minus_1(&p, t, x, age, p.b + x + 1.0, c)?;
         let alive = 1.0 / (1.0 + log_death_odds(&p, x, t_x, age, p.b + x).exp());
-        finite_non_negative(
-            "mbg/nbd conditional expected purchases",
-            c * bracket * alive,
-        )
+        finite_non_negative("mbg/nbd conditional expected purchases", c * bracket * alive)
     }
 
     fn expected_purchases_population(&self, t: f64) -> Result<f64> {
@@ -297,8 +239,7 @@ impl PurchaseModel for MbgNbd {
             return Ok(0.0);
         }
         let z = t / (p.alpha + t);
-        let log_term =
-            p.r * (p.alpha / (p.alpha + t)).ln() + ln_hyp2f1(p.r, p.b + 1.0, p.a + p.b, z)?;
+        let log_term = p.r * (p.alpha / (p.alpha + t)).ln() + ln_hyp2f1(p.r, p.b + 1.0, p.a + p.b, z)?;
         finite_non_negative("mbg/nbd E[X(t)]", p.b / (p.a - 1.0) * -log_term.exp_m1())
     }
 }
@@ -310,55 +251,27 @@ mod tests {
     #[test]
     fn hardie_example_customer() {
         // Fader, Hardie and Lee (2005): x = 2, t_x = 30.43, T = 38.86 expects 1.226 purchases in 39 weeks.
-        let model = BgNbd::new(BgNbdParams {
-            r: 0.243,
-            alpha: 4.414,
-            a: 0.793,
-            b: 2.426,
-        })
-        .unwrap();
+        let model = BgNbd::new(BgNbdParams { r: 0.243, alpha: 4.414, a: 0.793, b: 2.426 }).unwrap();
         let expected = model.expected_purchases(39.0, 2.0, 30.43, 38.86).unwrap();
         assert!((expected - 1.226).abs() < 5e-4, "{expected}");
     }
 
     #[test]
     fn probabilities_of_purchases_sum_to_one() {
-        let model = BgNbd::new(BgNbdParams {
-            r: 0.243,
-            alpha: 4.414,
-            a: 0.793,
-            b: 2.426,
-        })
-        .unwrap();
-        let total: f64 = (0..400)
-            .map(|n| model.probability_of_purchases(n, 39.0).unwrap())
-            .sum();
+        let model = BgNbd::new(BgNbdParams { r: 0.243, alpha: 4.414, a: 0.793, b: 2.426 }).unwrap();
+        let total: f64 = (0..400).map(|n| model.probability_of_purchases(n, 39.0).unwrap()).sum();
         assert!((total - 1.0).abs() < 1e-6, "{total}");
-        let mean: f64 = (0..400)
-            .map(|n| n as f64 * model.probability_of_purchases(n, 39.0).unwrap())
-            .sum();
+        let mean: f64 = (0..400).map(|n| n as f64 * model.probability_of_purchases(n, 39.0).unwrap()).sum();
         let expected = model.expected_purchases_population(39.0).unwrap();
         assert!((mean - expected).abs() < 1e-4, "{mean} vs {expected}");
     }
 
     #[test]
     fn frequencies_above_300_stay_finite() {
-        let model = BgNbd::new(BgNbdParams {
-            r: 0.243,
-            alpha: 4.414,
-            a: 0.793,
-            b: 2.426,
-        })
-        .unwrap();
+        let model = BgNbd::new(BgNbdParams { r: 0.243, alpha: 4.414, a: 0.793, b: 2.426 }).unwrap();
         let e = model.expected_purchases(52.0, 350.0, 38.0, 38.86).unwrap();
         assert!(e.is_finite() && e > 0.0);
-        let m = MbgNbd::new(BgNbdParams {
-            r: 0.243,
-            alpha: 4.414,
-            a: 0.793,
-            b: 2.426,
-        })
-        .unwrap();
+        let m = MbgNbd::new(BgNbdParams { r: 0.243, alpha: 4.414, a: 0.793, b: 2.426 }).unwrap();
         let e = m.expected_purchases(52.0, 350.0, 38.0, 38.86).unwrap();
         assert!(e.is_finite() && e > 0.0);
     }

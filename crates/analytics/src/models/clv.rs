@@ -32,14 +32,10 @@ pub fn customer_lifetime_value(
     monthly_discount_rate: f64,
 ) -> Result<f64> {
     if !(expected_value.is_finite() && expected_value >= 0.0) {
-        return Err(AnalyticsError::InvalidInput(format!(
-            "expected value {expected_value}"
-        )));
+        return Err(AnalyticsError::InvalidInput(format!("expected value {expected_value}")));
     }
     if !(monthly_discount_rate.is_finite() && monthly_discount_rate > -1.0) {
-        return Err(AnalyticsError::InvalidInput(format!(
-            "discount rate {monthly_discount_rate}"
-        )));
+        return Err(AnalyticsError::InvalidInput(format!("discount rate {monthly_discount_rate}")));
     }
     let factor = periods_per_month(unit);
     let mut previous = 0.0;
@@ -53,9 +49,6 @@ pub fn customer_lifetime_value(
     if value.is_finite() && value >= 0.0 {
         Ok(value)
     } else {
-        Err(AnalyticsError::Numerical {
-            what: "customer lifetime value",
-            detail: format!("{value}"),
-        })
+        Err(AnalyticsError::Numerical { what: "customer lifetime value", detail: format!("{value}") })
     }
 }

@@ -34,9 +34,7 @@ impl BtydData {
     /// lie in [0, age]; customers without repeat purchases get recency 0.
     pub fn new(frequency: &[f64], recency: &[f64], age: &[f64]) -> Result<Self> {
         if frequency.len() != recency.len() || frequency.len() != age.len() {
-            return Err(AnalyticsError::InvalidInput(
-                "frequency, recency and age differ in length".into(),
-            ));
+            return Err(AnalyticsError::InvalidInput("frequency, recency and age differ in length".into()));
         }
         if frequency.is_empty() {
             return Err(AnalyticsError::InvalidInput("no customers".into()));
@@ -44,8 +42,7 @@ impl BtydData {
         let mut rows: Vec<(u64, u64, u64)> = Vec::with_capacity(frequency.len());
         for i in 0..frequency.len() {
             let (x, tx, t) = (frequency[i], recency[i], age[i]);
-            let valid =
-                x.is_finite() && x >= 0.0 && x.fract() == 0.0 && tx.is_finite() && t.is_finite();
+            let valid = x.is_finite() && x >= 0.0 && x.fract() == 0.0 && tx.is_finite() && t.is_finite();
             if !valid || tx < 0.0 || tx > t * (1.0 + 1e-12) {
                 return Err(AnalyticsError::InvalidInput(format!(
                     "customer row {i}: frequency {x}, recency {tx}, age {t} (need whole x >= 0, 0 <= recency <= age)"
@@ -94,11 +91,7 @@ impl BtydData {
 
     /// Customers with at least one repeat purchase.
     pub fn repeat_customers(&self) -> f64 {
-        self.frequency_counts
-            .iter()
-            .filter(|(x, _)| *x > 0)
-            .map(|(_, w)| w)
-            .sum()
+        self.frequency_counts.iter().filter(|(x, _)| *x > 0).map(|(_, w)| w).sum()
     }
 
     /// Weighted sum over rows of `f(row)`, in parallel.
@@ -177,11 +170,7 @@ where
     let start_theta: Vec<f64> = start.iter().map(|p| p.ln()).collect();
     let minimum = minimize(objective, &start_theta, LbfgsOptions::default());
     if !minimum.value.is_finite() {
-        return Err(AnalyticsError::NotConverged {
-            model,
-            iterations: minimum.iterations,
-            reason: minimum.message,
-        });
+        return Err(AnalyticsError::NotConverged { model, iterations: minimum.iterations, reason: minimum.message });
     }
     let mut params = [0.0; K];
     for i in 0..K {
@@ -220,11 +209,8 @@ where
         }
     }
     let standard_errors = if hessian_ok {
-        invert_positive_definite(hessian).map(|cov| {
-            (0..K)
-                .map(|i| (names[i].to_string(), params[i] * cov[i][i].sqrt()))
-                .collect::<BTreeMap<_, _>>()
-        })
+        invert_positive_definite(hessian)
+            .map(|cov| (0..K).map(|i| (names[i].to_string(), params[i] * cov[i][i].sqrt())).collect::<BTreeMap<_, _>>())
     } else {
         None
     };
@@ -247,10 +233,7 @@ where
         return Err(AnalyticsError::NotConverged {
             model,
             iterations: minimum.iterations,
-            reason: format!(
-                "{}; max |gradient| {:e}",
-                minimum.message, diagnostics.gradient_max_abs
-            ),
+            reason: format!("{}; max |gradient| {:e}", minimum.message, diagnostics.gradient_max_abs),
         });
     }
     Ok((params, diagnostics))
@@ -302,12 +285,7 @@ mod tests {
 
     #[test]
     fn compresses_identical_rows() {
-        let d = BtydData::new(
-            &[0.0, 2.0, 0.0, 2.0],
-            &[0.0, 3.0, 0.0, 3.0],
-            &[5.0, 5.0, 5.0, 5.0],
-        )
-        .unwrap();
+        let d = BtydData::new(&[0.0, 2.0, 0.0, 2.0], &[0.0, 3.0, 0.0, 3.0], &[5.0, 5.0, 5.0, 5.0]).unwrap();
         assert_eq!(d.rows(), 2);
         assert_eq!(d.weight, vec![2.0, 2.0]);
         assert_eq!(d.frequency_counts, vec![(0, 2.0), (2, 2.0)]);
@@ -319,9 +297,7 @@ mod tests {
     fn inverts_a_positive_definite_matrix() {
         let inv = invert_positive_definite([[4.0, 2.0], [2.0, 3.0]]).unwrap();
         assert!(
-            (inv[0][0] - 0.375).abs() < 1e-12
-                && (inv[0][1] + 0.25).abs() < 1e-12
-                && (inv[1][1] - 0.5).abs() < 1e-12
+            (inv[0][0] - 0.375).abs() < 1e-12 && (inv[0][1] + 0.25).abs() < 1e-12 && (inv[1][1] - 0.5).abs() < 1e-12
         );
         assert!(invert_positive_definite([[1.0, 2.0], [2.0, 1.0]]).is_none());
     }

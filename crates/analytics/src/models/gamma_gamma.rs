@@ -31,20 +31,14 @@ fn total_log_likelihood<T: Real>(rows: &[(f64, f64)], params: [T; 3]) -> Result<
         .with_min_len(2048)
         .map(|&(x, m)| {
             let px = p * x;
-            (px + q).ln_gamma() - px.ln_gamma() - ln_gamma_q
-                + q_ln_v
-                + (px - 1.0) * m.ln()
-                + px * x.ln()
+            (px + q).ln_gamma() - px.ln_gamma() - ln_gamma_q + q_ln_v + (px - 1.0) * m.ln() + px * x.ln()
                 - (px + q) * (v + x * m).ln()
         })
         .reduce(|| T::constant(0.0), |a, b| a + b);
     if total.value().is_finite() {
         Ok(total)
     } else {
-        Err(AnalyticsError::Numerical {
-            what: "gamma-gamma log-likelihood",
-            detail: "not finite".into(),
-        })
+        Err(AnalyticsError::Numerical { what: "gamma-gamma log-likelihood", detail: "not finite".into() })
     }
 }
 
@@ -53,11 +47,7 @@ impl GammaGamma {
     pub fn new(params: GammaGammaParams) -> Result<Self> {
         for (name, value) in [("p", params.p), ("q", params.q), ("v", params.v)] {
             if !(value.is_finite() && value > 0.0) {
-                return Err(AnalyticsError::InvalidParameter {
-                    model: "gamma-gamma",
-                    name,
-                    value,
-                });
+                return Err(AnalyticsError::InvalidParameter { model: "gamma-gamma", name, value });
             }
         }
         Ok(GammaGamma { params })
@@ -68,9 +58,7 @@ impl GammaGamma {
     /// and counted in `diagnostics.excluded_customers`.
     pub fn fit(frequency: &[u32], monetary_value: &[f64]) -> Result<Fitted<Self>> {
         if frequency.len() != monetary_value.len() {
-            return Err(AnalyticsError::InvalidInput(
-                "frequency and monetary value differ in length".into(),
-            ));
+            return Err(AnalyticsError::InvalidInput("frequency and monetary value differ in length".into()));
         }
         let mut rows = Vec::new();
         let mut excluded = 0;
@@ -87,25 +75,17 @@ impl GammaGamma {
         if rows.len() < 2 {
             return Err(AnalyticsError::Unidentifiable {
                 model: "gamma-gamma",
-                reason: format!(
-                    "{} customers with repeat purchases of positive value; need at least 2",
-                    rows.len()
-                ),
+                reason: format!("{} customers with repeat purchases of positive value; need at least 2", rows.len()),
             });
         }
         let mean = rows.iter().map(|r| r.1).sum::<f64>() / rows.len() as f64;
-        let (p, mut diagnostics) = fit_positive_parameters(
-            "gamma-gamma",
-            ["p", "q", "v"],
-            [1.0, 1.0, mean],
-            rows.len(),
-            |d: [Dual; 3]| total_log_likelihood(&rows, d),
-        )?;
+        let (p, mut diagnostics) =
+            fit_positive_parameters("gamma-gamma", ["p", "q", "v"], [1.0, 1.0, mean], rows.len(), |d: [Dual; 3]| {
+                total_log_likelihood(&rows, d)
+            })?;
         diagnostics.excluded_customers = excluded;
         if excluded > 0 {
-            diagnostics.notes.push(format!(
-                "{excluded} customers with zero-value repeat purchases excluded"
-            ));
+            diagnostics.notes.push(format!("{excluded} customers with zero-value repeat purchases excluded"));
         }
         if p[1] <= 1.0 {
             diagnostics.notes.push(format!(
@@ -113,16 +93,7 @@ impl GammaGamma {
                 p[1]
             ));
         }
-        Ok(Fitted {
-            model: GammaGamma {
-                params: GammaGammaParams {
-                    p: p[0],
-                    q: p[1],
-                    v: p[2],
-                },
-            },
-            diagnostics,
-        })
+        Ok(Fitted { model: GammaGamma { params: GammaGammaParams { p: p[0], q: p[1], v: p[2] } }, diagnostics })
     }
 
     /// Log-likelihood of the given customers (those with x > 0 and a positive mean value).
@@ -150,10 +121,7 @@ impl GammaGamma {
         if value.is_finite() {
             Ok(value)
         } else {
-            Err(AnalyticsError::Numerical {
-                what: "gamma-gamma expected value",
-                detail: format!("{value}"),
-            })
+            Err(AnalyticsError::Numerical { what: "gamma-gamma expected value", detail: format!("{value}") })
         }
     }
 
@@ -169,24 +137,13 @@ mod tests {
 
     #[test]
     fn q_at_most_one_is_a_diagnostic_not_a_negative_value() {
-        let m = GammaGamma::new(GammaGammaParams {
-            p: 6.0,
-            q: 0.8,
-            v: 15.0,
-        })
-        .unwrap();
-        assert!(matches!(
-            m.expected_average_value(0, 0.0),
-            Err(AnalyticsError::SpendModelUndefined { .. })
-        ));
+        let m = GammaGamma::new(GammaGammaParams { p: 6.0, q: 0.8, v: 15.0 }).unwrap();
+        assert!(matches!(m.expected_average_value(0, 0.0), Err(AnalyticsError::SpendModelUndefined { .. })));
         assert!(m.expected_average_value(2, 30.0).unwrap() > 0.0);
     }
 
     #[test]
     fn nobody_repeating_is_unidentifiable() {
-        assert!(matches!(
-            GammaGamma::fit(&[0, 0, 0], &[0.0; 3]),
-            Err(AnalyticsError::Unidentifiable { .. })
-        ));
+        assert!(matches!(GammaGamma::fit(&[0, 0, 0], &[0.0; 3]), Err(AnalyticsError::Unidentifiable { .. })));
     }
 }

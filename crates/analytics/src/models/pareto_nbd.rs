@@ -25,11 +25,8 @@ fn log_a0<T: Real>(params: [T; 4], x: f64, t_x: f64, age: f64) -> Result<Option<
         return Ok(None);
     }
     let [r, alpha, s, beta] = params;
-    let (max, difference, b_hyp) = if alpha.value() >= beta.value() {
-        (alpha, alpha - beta, s + 1.0)
-    } else {
-        (beta, beta - alpha, r + x)
-    };
+    let (max, difference, b_hyp) =
+        if alpha.value() >= beta.value() { (alpha, alpha - beta, s + 1.0) } else { (beta, beta - alpha, r + x) };
     let rsx = r + s + x;
     let c_hyp = rsx + 1.0;
     let log_f = |t: f64| -> Result<T> {
@@ -57,55 +54,31 @@ pub(crate) fn total_log_likelihood<T: Real>(data: &BtydData, params: [T; 4]) -> 
         by_frequency = by_frequency + ((r + x as f64).ln_gamma() - ln_gamma_r) * n;
     }
     let constant = (r * alpha.ln() + s * beta.ln()) * data.customers as f64;
-    let by_row = data
-        .sum_rows(|i| log_recency_term(params, data.frequency[i], data.recency[i], data.age[i]))?;
+    let by_row = data.sum_rows(|i| log_recency_term(params, data.frequency[i], data.recency[i], data.age[i]))?;
     let total = by_frequency + constant + by_row;
     if total.value().is_finite() {
         Ok(total)
     } else {
-        Err(AnalyticsError::Numerical {
-            what: "pareto/nbd log-likelihood",
-            detail: "not finite".into(),
-        })
+        Err(AnalyticsError::Numerical { what: "pareto/nbd log-likelihood", detail: "not finite".into() })
     }
 }
 
 fn check_customer(x: f64, t_x: f64, age: f64) -> Result<()> {
-    let ok =
-        x.is_finite() && x >= 0.0 && t_x.is_finite() && age.is_finite() && t_x >= 0.0 && t_x <= age;
-    if ok {
-        Ok(())
-    } else {
-        Err(AnalyticsError::InvalidInput(format!(
-            "frequency {x}, recency {t_x}, age {age}"
-        )))
-    }
+    let ok = x.is_finite() && x >= 0.0 && t_x.is_finite() && age.is_finite() && t_x >= 0.0 && t_x <= age;
+    if ok { Ok(()) } else { Err(AnalyticsError::InvalidInput(format!("frequency {x}, recency {t_x}, age {age}"))) }
 }
 
 /// (1 − e^(k L)) / k for L < 0, with its limit −L at k = 0.
 fn one_minus_power_over(k: f64, log_ratio: f64) -> f64 {
-    if k.abs() < 1e-10 {
-        -log_ratio
-    } else {
-        -(k * log_ratio).exp_m1() / k
-    }
+    if k.abs() < 1e-10 { -log_ratio } else { -(k * log_ratio).exp_m1() / k }
 }
 
 impl ParetoNbd {
     /// A model with the given parameters.
     pub fn new(params: ParetoNbdParams) -> Result<Self> {
-        for (name, value) in [
-            ("r", params.r),
-            ("alpha", params.alpha),
-            ("s", params.s),
-            ("beta", params.beta),
-        ] {
+        for (name, value) in [("r", params.r), ("alpha", params.alpha), ("s", params.s), ("beta", params.beta)] {
             if !(value.is_finite() && value > 0.0) {
-                return Err(AnalyticsError::InvalidParameter {
-                    model: "pareto/nbd",
-                    name,
-                    value,
-                });
+                return Err(AnalyticsError::InvalidParameter { model: "pareto/nbd", name, value });
             }
         }
         Ok(ParetoNbd { params })
@@ -119,23 +92,12 @@ impl ParetoNbd {
                 reason: "nobody made a repeat purchase".into(),
             });
         }
-        let (p, diagnostics) = fit_positive_parameters(
-            "pareto/nbd",
-            ["r", "alpha", "s", "beta"],
-            [1.0; 4],
-            data.customers,
-            |p| total_log_likelihood(data, p),
-        )?;
-        let params = ParetoNbdParams {
-            r: p[0],
-            alpha: p[1],
-            s: p[2],
-            beta: p[3],
-        };
-        Ok(Fitted {
-            model: ParetoNbd { params },
-            diagnostics,
-        })
+        let (p, diagnostics) =
+            fit_positive_parameters("pareto/nbd", ["r", "alpha", "s", "beta"], [1.0; 4], data.customers, |p| {
+                total_log_likelihood(data, p)
+            })?;
+        let params = ParetoNbdParams { r: p[0], alpha: p[1], s: p[2], beta: p[3] };
+        Ok(Fitted { model: ParetoNbd { params }, diagnostics })
     }
 
     fn array(&self) -> [f64; 4] {
@@ -152,12 +114,10 @@ impl ParetoNbd {
     pub fn customer_log_likelihood(&self, x: f64, t_x: f64, age: f64) -> Result<f64> {
         check_customer(x, t_x, age)?;
         let p = self.params;
-        Ok(
-            crate::special::ln_gamma(p.r + x) - crate::special::ln_gamma(p.r)
-                + p.r * p.alpha.ln()
-                + p.s * p.beta.ln()
-                + log_recency_term(self.array(), x, t_x, age)?,
-        )
+        Ok(crate::special::ln_gamma(p.r + x) - crate::special::ln_gamma(p.r)
+            + p.r * p.alpha.ln()
+            + p.s * p.beta.ln()
+            + log_recency_term(self.array(), x, t_x, age)?)
     }
 }
 
@@ -172,10 +132,7 @@ impl PurchaseModel for ParetoNbd {
         let Some(a0) = log_a0(self.array(), x, t_x, age)? else {
             return Ok(1.0);
         };
-        let odds = p.s.ln() - (p.r + p.s + x).ln()
-            + (p.r + x) * (p.alpha + age).ln()
-            + p.s * (p.beta + age).ln()
-            + a0;
+        let odds = p.s.ln() - (p.r + p.s + x).ln() + (p.r + x) * (p.alpha + age).ln() + p.s * (p.beta + age).ln() + a0;
         Ok(1.0 / (1.0 + odds.exp()))
     }
 
@@ -186,14 +143,12 @@ impl PurchaseModel for ParetoNbd {
         }
         let p = self.params;
         let likelihood = self.customer_log_likelihood(x, t_x, age)?;
-        let first = crate::special::ln_gamma(p.r + x) - crate::special::ln_gamma(p.r)
-            + p.r * p.alpha.ln()
-            + p.s * p.beta.ln()
-            - (p.r + x) * (p.alpha + age).ln()
-            - p.s * (p.beta + age).ln();
+        let first =
+            crate::special::ln_gamma(p.r + x) - crate::special::ln_gamma(p.r) + p.r * p.alpha.ln() + p.s * p.beta.ln()
+                - (p.r + x) * (p.alpha + age).ln()
+                - p.s * (p.beta + age).ln();
         let second = (p.r + x).ln() + (p.beta + age).ln() - (p.alpha + age).ln();
-        let third =
-            one_minus_power_over(p.s - 1.0, ((p.beta + age) / (p.beta + age + t)).ln()).ln();
+        let third = one_minus_power_over(p.s - 1.0, ((p.beta + age) / (p.beta + age + t)).ln()).ln();
         let value = (first + second + third - likelihood).exp();
         if value.is_finite() && value >= 0.0 {
             Ok(value)
@@ -207,15 +162,11 @@ impl PurchaseModel for ParetoNbd {
 
     fn expected_purchases_population(&self, t: f64) -> Result<f64> {
         let p = self.params;
-        let value =
-            p.r * p.beta / p.alpha * one_minus_power_over(p.s - 1.0, (p.beta / (p.beta + t)).ln());
+        let value = p.r * p.beta / p.alpha * one_minus_power_over(p.s - 1.0, (p.beta / (p.beta + t)).ln());
         if value.is_finite() && value >= 0.0 {
             Ok(value)
         } else {
-            Err(AnalyticsError::Numerical {
-                what: "pareto/nbd E[X(t)]",
-                detail: format!("{value}"),
-            })
+            Err(AnalyticsError::Numerical { what: "pareto/nbd E[X(t)]", detail: format!("{value}") })
         }
     }
 }
@@ -225,13 +176,7 @@ mod tests {
     use super::*;
 
     fn model() -> ParetoNbd {
-        ParetoNbd::new(ParetoNbdParams {
-            r: 0.553,
-            alpha: 10.578,
-            s: 0.606,
-            beta: 11.669,
-        })
-        .unwrap()
+        ParetoNbd::new(ParetoNbdParams { r: 0.553, alpha: 10.578, s: 0.606, beta: 11.669 }).unwrap()
     }
 
     #[test]
@@ -252,26 +197,14 @@ mod tests {
         let m = model();
         let e = m.expected_purchases(39.0, 320.0, 37.0, 38.0).unwrap();
         assert!(e.is_finite() && e > 0.0, "{e}");
-        let flipped = ParetoNbd::new(ParetoNbdParams {
-            r: 0.553,
-            alpha: 20.0,
-            s: 0.606,
-            beta: 2.0,
-        })
-        .unwrap();
+        let flipped = ParetoNbd::new(ParetoNbdParams { r: 0.553, alpha: 20.0, s: 0.606, beta: 2.0 }).unwrap();
         let p = flipped.probability_alive(2.0, 10.0, 30.0).unwrap();
         assert!(p > 0.0 && p < 1.0);
     }
 
     #[test]
     fn population_expectation_with_s_equal_one() {
-        let m = ParetoNbd::new(ParetoNbdParams {
-            r: 1.0,
-            alpha: 10.0,
-            s: 1.0,
-            beta: 10.0,
-        })
-        .unwrap();
+        let m = ParetoNbd::new(ParetoNbdParams { r: 1.0, alpha: 10.0, s: 1.0, beta: 10.0 }).unwrap();
         let e = m.expected_purchases_population(10.0).unwrap();
         assert!((e - 2f64.ln()).abs() < 1e-12);
     }

@@ -8,9 +8,7 @@ use regulars_analytics::{LogOptions, TransactionLog, TransactionLogBuilder};
 
 /// Path of a file under `testdata/cdnow`.
 pub fn cdnow_path(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/cdnow")
-        .join(file)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/cdnow").join(file)
 }
 
 /// Parses "29.33" into 2933 minor units exactly.
@@ -34,15 +32,10 @@ pub fn load_cdnow(file: &str, options: LogOptions) -> TransactionLog {
         if fields.is_empty() || fields[0].parse::<u64>().is_err() {
             continue; // header
         }
-        let (customer, date, dollars) = if fields.len() == 5 {
-            (fields[1], fields[2], fields[4])
-        } else {
-            (fields[0], fields[1], fields[3])
-        };
+        let (customer, date, dollars) =
+            if fields.len() == 5 { (fields[1], fields[2], fields[4]) } else { (fields[0], fields[1], fields[3]) };
         let date = NaiveDate::parse_from_str(date, "%Y%m%d").unwrap();
-        builder
-            .push(customer.parse::<u64>().unwrap(), date, parse_minor(dollars))
-            .unwrap();
+        builder.push(customer.parse::<u64>().unwrap(), date, parse_minor(dollars)).unwrap();
     }
     builder.build()
 }
