@@ -100,14 +100,15 @@ fn start_server(db: &str) -> Server {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut first_lines = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let line = lines.next().expect("server output").expect("read server output");
+    while let Some(Ok(line)) = lines.next().filter(|_| Instant::now() < deadline) {
         if let Some(rest) = line.split("serving http://").nth(1) {
             let base = format!("http://{}", rest.split_whitespace().next().unwrap());
             return Server { child, base, first_lines };
         }
         first_lines.push(line);
     }
+    child.kill().ok();
+    child.wait().ok();
     panic!("the server did not start: {first_lines:?}");
 }
 
