@@ -1,6 +1,7 @@
 //! `regulars`: the command line. Parses flags (each also read from a `REGULARS_*` variable),
 //! wires the crates together, and reports. `anyhow` lives here and nowhere else.
 
+mod demo;
 mod import;
 
 use std::net::SocketAddr;
@@ -47,6 +48,8 @@ enum Command {
         #[command(flatten)]
         db: DatabaseArg,
     },
+    /// Generate a demo shop into the database, or as generic CSV with --csv
+    Demo(demo::DemoArgs),
     /// Import orders, customers and refunds from an export file (.csv or .csv.gz)
     Import(import::ImportArgs),
     /// Manage API keys
@@ -104,14 +107,20 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Import(args) => import::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Keys { command } => keys(command).await,
     }
 }
 
 async fn serve(listen: SocketAddr, db: &DatabaseArg, demo: bool) -> Result<()> {
     let store = open(db).await?;
-    if demo {
-        eprintln!("regulars: --demo is not available in this build");
+    if demo && store.counts().await?.customers == 0 {
+        let config = regulars_demo::DemoConfig::new(1, demo::DEFAULT_CUSTOMERS, Utc::now().date_naive());
+        let written = demo::fill(&store, config).await.context("fill the demo shop")?;
+        println!(
+            "regulars: demo shop ready: {} customers, {} orders",
+            written.customers_created, written.orders_created
+        );
     }
     if store.counts().await?.api_keys == 0 {
         let owner = store.create_api_key("owner (first start)", Role::Owner, Utc::now()).await?;
