@@ -212,7 +212,10 @@ impl fmt::Display for Currency {
 }
 
 /// Parses a decimal number into an integer scaled by 10^digits, exactly.
-/// Accepts a leading sign, thousands separators `,` before the point, and up to `digits` decimals.
+///
+/// Accepts a leading sign and up to `digits` decimals after a `.`. Thousands separators (`,` or `_`) are
+/// accepted only between groups of three digits (`1,234.50`). Without a `.`, a single `,` followed by one
+/// to `digits` digits is a decimal comma (`2,50`), as European exports write it. Anything else is refused.
 pub fn parse_decimal_minor(raw: &str, digits: u8) -> Option<i64> {
     let s = raw.trim();
     let (negative, s) = match s.as_bytes().first()? {
@@ -220,9 +223,13 @@ pub fn parse_decimal_minor(raw: &str, digits: u8) -> Option<i64> {
         b'+' => (false, &s[1..]),
         _ => (false, s),
     };
-    let (whole, fraction) = match s.split_once('.') {
-        Some((w, f)) => (w, f),
-        None => (s, ""),
+    let decimal_comma = !s.contains('.')
+        && s.matches(',').count() == 1
+        && s.rsplit_once(',').is_some_and(|(_, f)| (1..=digits as usize).contains(&f.len()));
+    let (whole, fraction) = match (decimal_comma, s.split_once('.')) {
+        (true, _) => s.split_once(',').expect("one comma"),
+        (false, Some((w, f))) => (w, f),
+        (false, None) => (s, ""),
     };
     if whole.is_empty() && fraction.is_empty() {
         return None;
@@ -230,13 +237,18 @@ pub fn parse_decimal_minor(raw: &str, digits: u8) -> Option<i64> {
     if fraction.len() > digits as usize || !fraction.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
+    let groups: Vec<&str> = whole.split([',', '_']).collect();
+    let grouped_well = groups.len() == 1
+        || (!groups[0].is_empty() && groups[0].len() <= 3 && groups[1..].iter().all(|g| g.len() == 3));
+    if !grouped_well {
+        return None;
+    }
     let mut value: i64 = 0;
-    for b in whole.bytes() {
-        match b {
-            b'0'..=b'9' => value = value.checked_mul(10)?.checked_add(i64::from(b - b'0'))?,
-            b',' | b'_' => {}
-            _ => return None,
+    for b in groups.concat().bytes() {
+        if !b.is_ascii_digit() {
+            return None;
         }
+        value = value.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
     }
     for i in 0..digits as usize {
         let d = fraction.as_bytes().get(i).map_or(0, |b| i64::from(b - b'0'));
@@ -300,6 +312,13 @@ mod tests {
         assert_eq!(eur.parse_major("a", "-0.01"), Ok(-1));
         assert_eq!(eur.parse_major("a", "7"), Ok(700));
         assert_eq!(eur.parse_major("a", ".5"), Ok(50));
+        assert_eq!(eur.parse_major("a", "2,50"), Ok(250), "a decimal comma");
+        assert_eq!(eur.parse_major("a", "2,5"), Ok(250));
+        assert_eq!(eur.parse_major("a", "1,234"), Ok(123400), "a thousands separator");
+        assert_eq!(eur.parse_major("a", "1,234,567.89"), Ok(123456789));
+        assert!(eur.parse_major("a", "12,34,567.00").is_err(), "groups of three only");
+        assert!(eur.parse_major("a", "1,2345").is_err());
+        assert_eq!(eur.parse_major("a", ",5"), Ok(50), "like .5");
         assert!(eur.parse_major("a", "1.234").is_err());
         assert!(eur.parse_major("a", "abc").is_err());
         assert!(eur.parse_major("a", "").is_err());

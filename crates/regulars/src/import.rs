@@ -11,7 +11,7 @@ use chrono::Utc;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use regulars_core::ImportedOrder;
-use regulars_ingest::{Format, OrderReader, ReadOptions, ReadSummary, Rejected};
+use regulars_ingest::{ColumnMapping, Format, OrderReader, ReadOptions, ReadSummary, Rejected};
 use regulars_store::ImportSummary;
 
 use crate::DatabaseArg;
@@ -26,6 +26,10 @@ pub struct ImportArgs {
     /// "order_id=Order No,customer_id=Email,placed_at=Date,sku=SKU,quantity=Qty,unit_price=Price,currency=EUR"
     #[arg(long, env = "REGULARS_IMPORT_FORMAT", default_value = "auto")]
     format: Format,
+    /// A column mapping for any other export (same as --format with a mapping), e.g.
+    /// "order_id=Order No,customer_id=Email,placed_at=Date,sku=SKU,quantity=Qty,unit_price=Price,currency=EUR"
+    #[arg(long, env = "REGULARS_IMPORT_MAP", conflicts_with = "format")]
+    map: Option<ColumnMapping>,
     /// Refuse the whole file, writing nothing, if any row cannot be read
     #[arg(long)]
     strict: bool,
@@ -98,7 +102,11 @@ fn options(args: &ImportArgs) -> Result<ReadOptions> {
         .as_ref()
         .map(|tz| tz.0.parse().map_err(|_| anyhow::anyhow!("unknown time zone {}", tz.0)))
         .transpose()?;
-    Ok(ReadOptions { format: args.format.clone(), time_zone, ..ReadOptions::default() })
+    let format = match &args.map {
+        Some(mapping) => Format::Mapping(mapping.clone()),
+        None => args.format.clone(),
+    };
+    Ok(ReadOptions { format, time_zone, ..ReadOptions::default() })
 }
 
 fn progress_bar(total: Option<u64>) -> ProgressBar {

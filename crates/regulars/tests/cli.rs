@@ -189,3 +189,22 @@ async fn kill_9_under_write_load_loses_no_acknowledged_order() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
+
+#[test]
+fn a_column_mapping_reads_any_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(dir.path());
+    let file = dir.path().join("till.csv");
+    std::fs::write(&file, "Receipt;Client;When;Item;Qty;Price\nR1;ana@example.com;2026-01-05 10:00:00;TEA;2;2,50\nR2;ben@example.com;2026-01-06 11:00:00;CAKE;1;3,10\n").unwrap();
+    let map = "order_id=Receipt,email=Client,placed_at=When,sku=Item,quantity=Qty,unit_price=Price,currency=EUR";
+    let (ok, out, err) = run(&["import", file.to_str().unwrap(), "--map", map], &db);
+    assert!(ok && out.contains("orders: 2 new") && out.contains("customers: 2 new"), "{out}{err}");
+    let store_url = db.clone();
+    let total: i64 = tokio::runtime::Runtime::new().unwrap().block_on(async move {
+        let store = regulars_store::Store::open(&store_url).await.unwrap();
+        let orders = store.orders_of_customer(regulars_core::CustomerId::from_key(1), None, 10).await.unwrap();
+        store.close().await;
+        orders.iter().map(|o| o.total_minor).sum()
+    });
+    assert_eq!(total, 500, "2 x 2,50 read with a decimal comma");
+}

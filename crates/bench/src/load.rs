@@ -1,0 +1,133 @@
+//! `regulars-load`: an HTTP load generator for the benchmarks in BENCHMARKS.md.
+//!
+//! Creates `--customers` customers, then runs `--clients` concurrent clients that record orders (each with
+//! its own external id, spread over the customers) for `--seconds`, and prints throughput and latency
+//! percentiles. Every request must succeed; failures are counted and reported.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use serde_json::json;
+
+#[derive(Parser)]
+struct Args {
+    /// The server, e.g. http://127.0.0.1:8080
+    #[arg(long)]
+    base: String,
+    /// An API key that may create customers and record orders
+    #[arg(long, env = "REGULARS_KEY")]
+    key: String,
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    #[arg(long, default_value_t = 1000)]
+    customers: usize,
+    /// Seconds of load before measuring starts
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.clients).build()?;
+    let run_id = std::process::id();
+    // Customers first, 64 at a time.
+    let mut created = 0;
+    for chunk in (0..args.customers).collect::<Vec<_>>().chunks(64) {
+        let mut tasks = Vec::new();
+        for &i in chunk {
+            let (client, base, key) = (client.clone(), args.base.clone(), args.key.clone());
+            tasks.push(tokio::spawn(async move {
+                client
+                    .post(format!("{base}/api/v1/customers"))
+                    .bearer_auth(key)
+                    .json(&json!({"external_id": format!("load-{run_id}-{i}"), "name": format!("Load {i}")}))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            }));
+        }
+        for t in tasks {
+            let status = t.await?.context("create customer")?;
+            if status != 201 {
+                bail!("creating a customer returned {status}");
+            }
+            created += 1;
+        }
+    }
+    eprintln!(
+        "created {created} customers; {} clients for {} s after {} s warm-up",
+        args.clients, args.seconds, args.warmup
+    );
+
+    let started = Instant::now();
+    let measure_from = started + Duration::from_secs(args.warmup);
+    let stop_at = measure_from + Duration::from_secs(args.seconds);
+    let mut workers = Vec::new();
+    for w in 0..args.clients {
+        let (client, base, key, customers) = (client.clone(), args.base.clone(), args.key.clone(), args.customers);
+        workers.push(tokio::spawn(async move {
+            let mut latencies_us: Vec<u32> = Vec::with_capacity(100_000);
+            let mut failures = 0u64;
+            let mut i = 0usize;
+            loop {
+                let now = Instant::now();
+                if now >= stop_at {
+                    break;
+                }
+                let customer = (w * 7919 + i * 104_729) % customers;
+                let body = json!({
+                    "external_id": format!("load-{run_id}-{w}-{i}"),
+                    "customer_external_id": format!("load-{run_id}-{customer}"),
+                    "placed_at": "2026-11-20T09:30:00Z",
+                    "currency": "EUR",
+                    "lines": [{"sku": "LATTE", "quantity": 2, "unit_price_minor": 350}, {"sku": "BUN", "quantity": 1, "unit_price_minor": 280}],
+                });
+                let sent = Instant::now();
+                let ok = match client.post(format!("{base}/api/v1/orders")).bearer_auth(&key).json(&body).send().await {
+                    Ok(r) => r.status().as_u16() == 201 && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if sent >= measure_from {
+                    if ok {
+                        latencies_us.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                    } else {
+                        failures += 1;
+                    }
+                }
+                i += 1;
+            }
+            (latencies_us, failures)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut failures = 0;
+    for w in workers {
+        let (l, f) = w.await?;
+        all.extend(l);
+        failures += f;
+    }
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0) as f64
+            / 1000.0
+    };
+    println!(
+        "orders: {} in {} s = {:.0}/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}; failures {}",
+        all.len(),
+        args.seconds,
+        all.len() as f64 / args.seconds as f64,
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        all.last().copied().unwrap_or(0) as f64 / 1000.0,
+        failures
+    );
+    if failures > 0 {
+        bail!("{failures} requests failed");
+    }
+    Ok(())
+}
