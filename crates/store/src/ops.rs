@@ -329,6 +329,12 @@ macro_rules! define_ops {
             .bind(id.key())
             .execute(&mut *c)
             .await?;
+            // Stored responses that carry the customer (create, update) would keep their personal data.
+            sqlx::query("DELETE FROM idempotency_keys WHERE body LIKE $1 OR body LIKE $2")
+                .bind(format!("%\"id\":\"{id}\",%"))
+                .bind(format!("%\"id\":\"{id}\"}}%"))
+                .execute(&mut *c)
+                .await?;
             customer(c, id).await?.ok_or_else(|| StoreError::not_found("id", format!("customer {id}")))
         }
 

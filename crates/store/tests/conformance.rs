@@ -332,12 +332,26 @@ async fn api_keys_authenticate_until_revoked(db: &TestDb) {
 
 async fn erasure_keeps_orders_and_drops_personal_fields(db: &TestDb) {
     let s = &db.store;
-    let c = s.create_customer(customer("c1"), at(1), None).await.unwrap();
+    let render_with_id = |c: &regulars_core::Customer| {
+        (201, format!("{{\"email\":\"c1@example.com\",\"id\":\"{}\",\"name\":\"x\"}}", c.id))
+    };
+    let idem = Idempotency {
+        scope: "k".into(),
+        key: "create-c1".into(),
+        request_hash: "h".into(),
+        render: Box::new(render_with_id),
+    };
+    let c = s.create_customer(customer("c1"), at(1), Some(idem)).await.unwrap();
+    assert!(s.idempotent_response("k", "create-c1").await.unwrap().is_some());
     s.record_order(order("o1", CustomerRef::Id(c.id), vec![line("TEA", 2, 300)]), at(2), None).await.unwrap();
     let export = s.export_customer(c.id).await.unwrap().unwrap();
     assert_eq!((export.orders.len(), export.customer.email.is_some()), (1, true));
     let erased = s.erase_customer(c.id, at(3), None).await.unwrap();
     assert_eq!(erased.erased_at, Some(at(3)));
+    assert!(
+        s.idempotent_response("k", "create-c1").await.unwrap().is_none(),
+        "stored responses with personal data are gone"
+    );
     assert!(
         erased.email.is_none() && erased.name.is_none() && erased.external_id.is_none() && erased.attributes.is_empty()
     );
