@@ -720,14 +720,14 @@ macro_rules! define_ops {
                 .filter(|c| seen.insert(c.external_id.as_ref().map(|e| e.as_str())))
                 .collect();
             let mut customer_keys: HashMap<String, i64> = HashMap::with_capacity(customers.len());
+            let first_seen: HashMap<&str, i64> = batch
+                .iter()
+                .filter_map(|o| Some((o.customer.external_id.as_ref()?.as_str(), micros(o.order.placed_at))))
+                .fold(HashMap::new(), |mut m, (k, t)| {
+                    m.entry(k).and_modify(|v: &mut i64| *v = (*v).min(t)).or_insert(t);
+                    m
+                });
             for chunk in customers.chunks(ROWS_PER_INSERT / 4) {
-                let first_seen: HashMap<&str, i64> = batch
-                    .iter()
-                    .filter_map(|o| Some((o.customer.external_id.as_ref()?.as_str(), micros(o.order.placed_at))))
-                    .fold(HashMap::new(), |mut m, (k, t)| {
-                        m.entry(k).and_modify(|v: &mut i64| *v = (*v).min(t)).or_insert(t);
-                        m
-                    });
                 let mut q = QueryBuilder::<$Db>::new(
                     "INSERT INTO customers (external_id, email, phone, name, birthday, locale, time_zone, \
                      consent_marketing, consent_recorded_at, consent_source, attributes, first_seen_at) ",
@@ -824,28 +824,39 @@ macro_rules! define_ops {
                         refund_rows.push((order_key, refund, lines));
                     }
                 }
-                for (order_key, refund, lines) in refund_rows {
-                    let refund_key: Option<i64> = sqlx::query_scalar(
-                        "INSERT INTO refunds (external_id, order_id, refunded_at, amount_minor) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (external_id) DO NOTHING RETURNING id",
-                    )
-                    .bind(refund.external_id.as_str())
-                    .bind(order_key)
-                    .bind(micros(refund.refunded_at))
-                    .bind(lines.iter().map(|l| l.amount_minor).sum::<i64>())
-                    .fetch_optional(&mut *c)
-                    .await?;
-                    let Some(refund_key) = refund_key else { continue };
-                    summary.refunds_created += 1;
-                    let mut q =
-                        QueryBuilder::<$Db>::new("INSERT INTO refund_lines (refund_id, line_no, quantity, amount_minor) ");
-                    q.push_values(lines, |mut b, l| {
-                        b.push_bind(refund_key)
-                            .push_bind(l.line as i64)
-                            .push_bind(i64::from(l.quantity))
-                            .push_bind(l.amount_minor);
+                for chunk in refund_rows.chunks(ROWS_PER_INSERT) {
+                    let mut q = QueryBuilder::<$Db>::new(
+                        "INSERT INTO refunds (external_id, order_id, refunded_at, amount_minor) ",
+                    );
+                    q.push_values(chunk, |mut b, (order_key, refund, lines)| {
+                        b.push_bind(refund.external_id.as_str().to_owned())
+                            .push_bind(*order_key)
+                            .push_bind(micros(refund.refunded_at))
+                            .push_bind(lines.iter().map(|l| l.amount_minor).sum::<i64>());
                     });
-                    q.build().execute(&mut *c).await?;
+                    q.push(" ON CONFLICT (external_id) DO NOTHING RETURNING id, external_id");
+                    let mut refund_keys: HashMap<String, i64> = HashMap::with_capacity(chunk.len());
+                    for r in q.build().fetch_all(&mut *c).await? {
+                        refund_keys.insert(r.try_get("external_id")?, r.try_get("id")?);
+                    }
+                    summary.refunds_created += refund_keys.len() as u64;
+                    let refund_lines: Vec<(i64, &regulars_core::RefundLine)> = chunk
+                        .iter()
+                        .filter_map(|(_, refund, lines)| Some((*refund_keys.get(refund.external_id.as_str())?, *lines)))
+                        .flat_map(|(key, lines)| lines.iter().map(move |l| (key, l)))
+                        .collect();
+                    for lines in refund_lines.chunks(ROWS_PER_INSERT) {
+                        let mut q = QueryBuilder::<$Db>::new(
+                            "INSERT INTO refund_lines (refund_id, line_no, quantity, amount_minor) ",
+                        );
+                        q.push_values(lines, |mut b, (refund_key, l)| {
+                            b.push_bind(*refund_key)
+                                .push_bind(l.line as i64)
+                                .push_bind(i64::from(l.quantity))
+                                .push_bind(l.amount_minor);
+                        });
+                        q.build().execute(&mut *c).await?;
+                    }
                 }
             }
             Ok(summary)

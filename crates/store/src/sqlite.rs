@@ -40,8 +40,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let writer = options.clone().connect().await?;
+            .foreign_keys(true)
+            // Savepoint journals stay in memory; a larger page cache keeps index updates of big files cheap.
+            .pragma("temp_store", "memory");
+        let writer = options.clone().pragma("cache_size", "-65536").connect().await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(READERS)
             .min_connections(1)
