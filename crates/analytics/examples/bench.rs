@@ -7,8 +7,8 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use rayon::prelude::*;
 use regulars_analytics::models::{
-    BgNbd, BgNbdParams, BtydData, GammaGamma, GammaGammaParams, ParetoNbd, PurchaseModel,
-    customer_lifetime_value,
+    BgNbd, BgNbdParams, BtydData, ClvInputs, GammaGamma, GammaGammaParams, ParetoNbd,
+    PurchaseModel, customer_lifetime_values,
 };
 use regulars_analytics::synth::{PurchaseProcess, SyntheticConfig, generate_customers};
 use regulars_analytics::{LogOptions, TimeUnit, TransactionLogBuilder, summarize};
@@ -23,7 +23,7 @@ fn main() {
     let cfg = SyntheticConfig::new(
         PurchaseProcess::BgNbd(BgNbdParams {
             r: 2.0,
-            alpha: 8.0,
+            alpha: 13.0,
             a: 0.6,
             b: 12.0,
         }),
@@ -90,25 +90,24 @@ fn main() {
         gg.model.params
     );
     let t = Instant::now();
-    let clv: Vec<f64> = (0..s.len())
+    let values: Vec<Option<f64>> = (0..s.len())
         .into_par_iter()
         .map(|i| {
-            let value = gg
-                .model
+            gg.model
                 .expected_average_value(s.frequency[i], s.monetary_value[i])
-                .unwrap();
-            customer_lifetime_value(
-                &bg.model,
-                TimeUnit::Week,
-                s.frequency[i] as f64,
-                s.recency[i],
-                s.age[i],
-                value,
-                12,
-                0.01,
-            )
-            .unwrap()
+                .ok()
         })
+        .collect();
+    let inputs = ClvInputs {
+        frequency: &s.frequency,
+        recency: &s.recency,
+        age: &s.age,
+        expected_value: &values,
+    };
+    let clv: Vec<f64> = customer_lifetime_values(&bg.model, TimeUnit::Week, inputs, 12, 0.01)
+        .unwrap()
+        .into_iter()
+        .map(|v| v.unwrap_or(0.0))
         .collect();
     println!(
         "clv 12 months: {:.3} s (mean {:.0})",

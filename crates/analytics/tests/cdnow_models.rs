@@ -5,7 +5,8 @@ mod common;
 
 use common::{date, load_cdnow};
 use regulars_analytics::models::{
-    BgNbd, BtydData, GammaGamma, MbgNbd, ParetoNbd, PurchaseModel, customer_lifetime_value,
+    BgNbd, BtydData, ClvInputs, GammaGamma, MbgNbd, ParetoNbd, PurchaseModel,
+    customer_lifetime_value, customer_lifetime_values,
 };
 use regulars_analytics::{CustomerSummaries, LogOptions, TimeUnit, summarize};
 
@@ -115,4 +116,49 @@ fn clv_is_positive_and_discounted() {
         .expected_purchases(12.0 * 4.345, 2.0, 30.43, 38.86)
         .unwrap();
     assert!((undiscounted - value * expected).abs() < 1e-6 * undiscounted);
+}
+
+#[test]
+fn bulk_clv_equals_one_by_one() {
+    let s = calibration();
+    let data = BtydData::from_summaries(&s).unwrap();
+    let gg = GammaGamma::fit(&s.frequency, &s.monetary_value)
+        .unwrap()
+        .model;
+    let values: Vec<Option<f64>> = (0..s.len())
+        .map(|i| {
+            gg.expected_average_value(s.frequency[i], s.monetary_value[i])
+                .ok()
+        })
+        .collect();
+    let bg = BgNbd::fit(&data).unwrap().model;
+    let pareto = ParetoNbd::fit(&data).unwrap().model;
+    for model in [&bg as &dyn PurchaseModel, &pareto] {
+        let inputs = ClvInputs {
+            frequency: &s.frequency,
+            recency: &s.recency,
+            age: &s.age,
+            expected_value: &values,
+        };
+        let bulk = customer_lifetime_values(model, TimeUnit::Week, inputs, 12, 0.01).unwrap();
+        for i in (0..s.len()).step_by(97) {
+            let one = customer_lifetime_value(
+                model,
+                TimeUnit::Week,
+                s.frequency[i] as f64,
+                s.recency[i],
+                s.age[i],
+                values[i].unwrap(),
+                12,
+                0.01,
+            )
+            .unwrap();
+            let b = bulk[i].unwrap();
+            assert!(
+                (one - b).abs() <= 1e-9 * one.max(1.0),
+                "{} row {i}: {one} vs {b}",
+                model.name()
+            );
+        }
+    }
 }

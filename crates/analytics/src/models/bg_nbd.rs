@@ -214,20 +214,19 @@ impl PurchaseModel for BgNbd {
         Ok(1.0 / (1.0 + odds.exp()))
     }
 
-    fn expected_purchases(&self, t: f64, x: f64, t_x: f64, age: f64) -> Result<f64> {
-        check_customer(x, t_x, age)?;
+    fn horizon_factor(&self, t: f64, x: f64, age: f64) -> Result<f64> {
+        check_customer(x, 0.0, age)?;
         let p = self.params;
         if t == 0.0 {
             return Ok(0.0);
         }
         let c = p.a + p.b + x - 1.0;
         let bracket = bracket_over_a_minus_1(&p, t, x, age, p.b + x, c)?;
-        let alive = if x == 0.0 {
-            1.0
-        } else {
-            1.0 / (1.0 + log_death_odds(&p, x, t_x, age, p.b + x - 1.0).exp())
-        };
-        finite_non_negative("bg/nbd conditional expected purchases", c * bracket * alive)
+        finite_non_negative("bg/nbd conditional expected purchases", c * bracket)
+    }
+
+    fn history_factor(&self, x: f64, t_x: f64, age: f64) -> Result<f64> {
+        self.probability_alive(x, t_x, age)
     }
 
     fn expected_purchases_population(&self, t: f64) -> Result<f64> {
@@ -276,19 +275,19 @@ impl PurchaseModel for MbgNbd {
         Ok(1.0 / (1.0 + odds.exp()))
     }
 
-    fn expected_purchases(&self, t: f64, x: f64, t_x: f64, age: f64) -> Result<f64> {
-        check_customer(x, t_x, age)?;
+    fn horizon_factor(&self, t: f64, x: f64, age: f64) -> Result<f64> {
+        check_customer(x, 0.0, age)?;
         let p = self.params;
         if t == 0.0 {
             return Ok(0.0);
         }
         let c = p.a + p.b + x;
         let bracket = bracket_over_a_minus_1(&p, t, x, age, p.b + x + 1.0, c)?;
-        let alive = 1.0 / (1.0 + log_death_odds(&p, x, t_x, age, p.b + x).exp());
-        finite_non_negative(
-            "mbg/nbd conditional expected purchases",
-            c * bracket * alive,
-        )
+        finite_non_negative("mbg/nbd conditional expected purchases", c * bracket)
+    }
+
+    fn history_factor(&self, x: f64, t_x: f64, age: f64) -> Result<f64> {
+        self.probability_alive(x, t_x, age)
     }
 
     fn expected_purchases_population(&self, t: f64) -> Result<f64> {

@@ -179,13 +179,12 @@ impl PurchaseModel for ParetoNbd {
         Ok(1.0 / (1.0 + odds.exp()))
     }
 
-    fn expected_purchases(&self, t: f64, x: f64, t_x: f64, age: f64) -> Result<f64> {
-        check_customer(x, t_x, age)?;
+    fn horizon_factor(&self, t: f64, x: f64, age: f64) -> Result<f64> {
+        check_customer(x, 0.0, age)?;
         if t == 0.0 {
             return Ok(0.0);
         }
         let p = self.params;
-        let likelihood = self.customer_log_likelihood(x, t_x, age)?;
         let first = crate::special::ln_gamma(p.r + x) - crate::special::ln_gamma(p.r)
             + p.r * p.alpha.ln()
             + p.s * p.beta.ln()
@@ -194,13 +193,25 @@ impl PurchaseModel for ParetoNbd {
         let second = (p.r + x).ln() + (p.beta + age).ln() - (p.alpha + age).ln();
         let third =
             one_minus_power_over(p.s - 1.0, ((p.beta + age) / (p.beta + age + t)).ln()).ln();
-        let value = (first + second + third - likelihood).exp();
+        let value = (first + second + third).exp();
         if value.is_finite() && value >= 0.0 {
             Ok(value)
         } else {
             Err(AnalyticsError::Numerical {
                 what: "pareto/nbd conditional expected purchases",
                 detail: format!("{value}"),
+            })
+        }
+    }
+
+    fn history_factor(&self, x: f64, t_x: f64, age: f64) -> Result<f64> {
+        let value = (-self.customer_log_likelihood(x, t_x, age)?).exp();
+        if value.is_finite() {
+            Ok(value)
+        } else {
+            Err(AnalyticsError::Numerical {
+                what: "pareto/nbd likelihood",
+                detail: format!("1/L = {value}"),
             })
         }
     }
