@@ -7,14 +7,18 @@
 // Index loops mirror the formulas in the numerical code; iterator chains would obscure them.
 #![allow(clippy::needless_range_loop)]
 
+pub mod cohorts;
 pub mod error;
 pub mod log;
 pub mod models;
 pub mod optimize;
+pub mod period;
 pub mod special;
 pub mod summary;
 pub mod synth;
 
+pub use cohorts::{CohortRow, cohort_table};
 pub use error::{AnalyticsError, Result};
 pub use log::{CustomerKey, LogOptions, TimeUnit, TransactionLog, TransactionLogBuilder};
+pub use period::Period;
 pub use summary::{CalibrationHoldout, CustomerSummaries, calibration_and_holdout, summarize};
