@@ -7,6 +7,7 @@
 // Index loops mirror the formulas in the numerical code; iterator chains would obscure them.
 #![allow(clippy::needless_range_loop)]
 
+pub mod checking;
 pub mod cohorts;
 pub mod error;
 pub mod log;

@@ -162,3 +162,36 @@ fn bulk_clv_equals_one_by_one() {
         }
     }
 }
+
+#[test]
+fn holdout_check_and_tracking_curve_on_cdnow() {
+    use regulars_analytics::calibration_and_holdout;
+    use regulars_analytics::checking::{frequency_histogram, holdout_check, tracking_curve};
+    let log = load_cdnow("CDNOW_sample.txt", LogOptions::default());
+    let split = calibration_and_holdout(&log, date(1997, 9, 30), date(1998, 6, 30), TimeUnit::Week)
+        .unwrap();
+    let data = BtydData::from_summaries(&split.calibration).unwrap();
+    let bg = BgNbd::fit(&data).unwrap().model;
+    let check = holdout_check(&bg, &split).unwrap();
+    println!("{check:?}");
+    // The sample holds 6,696 customer-days: 2,357 first purchases, 2,457 repeat transactions in the
+    // calibration period and 1,882 in the holdout (weeks 40 to 78), which the BG/NBD fitted on the
+    // calibration period under-forecasts (1,653.4 expected).
+    assert_eq!(check.actual_total, 1882.0);
+    assert!((check.predicted_total - 1653.4).abs() < 0.5, "{check:?}");
+    assert_eq!(check.by_frequency.len(), 8);
+    let curve = tracking_curve(&log, &split.calibration, &bg, date(1998, 6, 30), 7).unwrap();
+    assert_eq!(curve.len(), 78);
+    let at_calibration_end = &curve[38];
+    assert!(
+        (at_calibration_end.expected_cumulative / at_calibration_end.actual_cumulative - 1.0).abs()
+            < 0.05
+    );
+    let histogram = frequency_histogram(&split.calibration, &bg, 7).unwrap();
+    let expected_total: f64 = histogram.expected.iter().sum();
+    assert!((expected_total - 2357.0).abs() < 1e-6);
+    assert!(
+        (histogram.expected[0] / histogram.actual[0] - 1.0).abs() < 0.05,
+        "{histogram:?}"
+    );
+}
