@@ -8,6 +8,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod checking;
+pub mod churn;
 pub mod cohorts;
 pub mod error;
 pub mod log;
@@ -16,6 +17,7 @@ pub mod models;
 pub mod optimize;
 pub mod period;
 pub mod rfm;
+pub mod rhythm;
 pub mod special;
 pub mod summary;
 pub mod synth;

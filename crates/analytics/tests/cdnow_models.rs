@@ -195,3 +195,25 @@ fn holdout_check_and_tracking_curve_on_cdnow() {
         "{histogram:?}"
     );
 }
+
+#[test]
+fn churn_model_beats_chance_and_reports_the_baseline() {
+    use regulars_analytics::calibration_and_holdout;
+    use regulars_analytics::churn::{ChurnData, fit_churn_model};
+    let log = load_cdnow("CDNOW_sample.txt", LogOptions::default());
+    let split = calibration_and_holdout(&log, date(1997, 9, 30), date(1998, 6, 30), TimeUnit::Week)
+        .unwrap();
+    let bg = BgNbd::fit(&BtydData::from_summaries(&split.calibration).unwrap())
+        .unwrap()
+        .model;
+    let data = ChurnData::from_split(&split);
+    let model = fit_churn_model(&data, &split, Some(&bg)).unwrap();
+    println!("{model:?}");
+    assert!(model.auc > 0.7, "{}", model.auc);
+    let baseline = model.baseline_auc_expected_purchases.unwrap();
+    assert!(
+        baseline > 0.7 && (model.auc - baseline).abs() < 0.1,
+        "{} vs {baseline}",
+        model.auc
+    );
+}
