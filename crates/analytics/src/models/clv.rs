@@ -152,3 +152,50 @@ pub fn customer_lifetime_values(
         })
         .collect()
 }
+
+/// Conditional expected purchases in the next `t` time units and probability alive for many
+/// customers at once, in parallel; the horizon part is computed once per distinct (frequency, age).
+pub fn expected_purchases_bulk(
+    model: &dyn PurchaseModel,
+    t: f64,
+    frequency: &[u32],
+    recency: &[f64],
+    age: &[f64],
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    use rayon::prelude::*;
+    use std::collections::HashMap;
+    let n = frequency.len();
+    if recency.len() != n || age.len() != n {
+        return Err(AnalyticsError::InvalidInput(
+            "input columns differ in length".into(),
+        ));
+    }
+    let mut keys: Vec<(u32, u64)> = (0..n).map(|i| (frequency[i], age[i].to_bits())).collect();
+    keys.par_sort_unstable();
+    keys.dedup();
+    let factors: Vec<f64> = keys
+        .par_iter()
+        .map(|&(x, a)| model.horizon_factor(t, x as f64, f64::from_bits(a)))
+        .collect::<Result<_>>()?;
+    let lookup: HashMap<(u32, u64), f64, crate::log::FxBuild> =
+        keys.into_iter().zip(factors).collect();
+    let pairs: Vec<(f64, f64)> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let (x, tx, a) = (frequency[i] as f64, recency[i], age[i]);
+            let horizon = lookup[&(frequency[i], a.to_bits())];
+            let history = model.history_factor(x, tx, a)?;
+            let alive = model.probability_alive(x, tx, a)?;
+            let expected = horizon * history;
+            if expected.is_finite() && expected >= 0.0 {
+                Ok((expected, alive))
+            } else {
+                Err(AnalyticsError::Numerical {
+                    what: "expected purchases",
+                    detail: format!("{expected} at row {i}"),
+                })
+            }
+        })
+        .collect::<Result<_>>()?;
+    Ok(pairs.into_iter().unzip())
+}

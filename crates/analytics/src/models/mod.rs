@@ -49,7 +49,10 @@ pub mod gamma_gamma;
 pub mod pareto_nbd;
 
 pub use bg_nbd::{BgNbd, MbgNbd};
-pub use clv::{ClvInputs, customer_lifetime_value, customer_lifetime_values, periods_per_month};
+pub use clv::{
+    ClvInputs, customer_lifetime_value, customer_lifetime_values, expected_purchases_bulk,
+    periods_per_month,
+};
 pub use data::{BtydData, FitDiagnostics, Fitted};
 pub use gamma_gamma::GammaGamma;
 pub use pareto_nbd::ParetoNbd;
