@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::data::{BtydData, Fitted, fit_positive_parameters};
+use super::data::{BtydData, Fitted, fit_positive_parameters, warm_start};
 use super::{BgNbdParams, PurchaseModel};
 use crate::error::{AnalyticsError, Result};
 use crate::special::{Real, ln_beta, ln_gamma, ln_hyp2f1, softplus};
@@ -100,13 +100,16 @@ fn fit(data: &BtydData, modified: bool) -> Result<(BgNbdParams, super::FitDiagno
             reason: "nobody made a repeat purchase".into(),
         });
     }
-    let (p, diagnostics) = fit_positive_parameters(
-        model,
-        ["r", "alpha", "a", "b"],
-        [1.0; 4],
-        data.customers,
-        |p| total_log_likelihood(data, p, modified),
-    )?;
+    let names = ["r", "alpha", "a", "b"];
+    let start = warm_start(data, |sample| {
+        fit_positive_parameters(model, names, [1.0; 4], sample.customers, |p| {
+            total_log_likelihood(sample, p, modified)
+        })
+        .map(|(p, _)| p)
+    });
+    let (p, diagnostics) = fit_positive_parameters(model, names, start, data.customers, |p| {
+        total_log_likelihood(data, p, modified)
+    })?;
     Ok((
         BgNbdParams {
             r: p[0],

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::data::{BtydData, Fitted, fit_positive_parameters};
+use super::data::{BtydData, Fitted, fit_positive_parameters, warm_start};
 use super::{ParetoNbdParams, PurchaseModel};
 use crate::error::{AnalyticsError, Result};
 use crate::special::{Real, log_add_exp, log_sub_exp};
@@ -119,13 +119,17 @@ impl ParetoNbd {
                 reason: "nobody made a repeat purchase".into(),
             });
         }
-        let (p, diagnostics) = fit_positive_parameters(
-            "pareto/nbd",
-            ["r", "alpha", "s", "beta"],
-            [1.0; 4],
-            data.customers,
-            |p| total_log_likelihood(data, p),
-        )?;
+        let names = ["r", "alpha", "s", "beta"];
+        let start = warm_start(data, |sample| {
+            fit_positive_parameters("pareto/nbd", names, [1.0; 4], sample.customers, |p| {
+                total_log_likelihood(sample, p)
+            })
+            .map(|(p, _)| p)
+        });
+        let (p, diagnostics) =
+            fit_positive_parameters("pareto/nbd", names, start, data.customers, |p| {
+                total_log_likelihood(data, p)
+            })?;
         let params = ParetoNbdParams {
             r: p[0],
             alpha: p[1],
