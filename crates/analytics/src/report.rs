@@ -511,10 +511,10 @@ pub fn analyze(log: &TransactionLog, options: &AnalyzeOptions, as_of: NaiveDate)
         expected_purchases: vec![None; n],
         expected_value: vec![None; n],
         clv: vec![None; n],
-        recency_score: rfm_table.recency_score.clone(),
-        frequency_score: rfm_table.frequency_score.clone(),
-        monetary_score: rfm_table.monetary_score.clone(),
-        segment: rfm_table.segment.clone(),
+        recency_score: rfm_table.recency_score,
+        frequency_score: rfm_table.frequency_score,
+        monetary_score: rfm_table.monetary_score,
+        segment: rfm_table.segment,
         ..Default::default()
     };
     let gaps = gap_figures_of(log, &summaries.customer, as_of);
@@ -629,27 +629,36 @@ pub fn analyze(log: &TransactionLog, options: &AnalyzeOptions, as_of: NaiveDate)
 
     // At-risk list: repeat buyers by (1 − P(alive)) × total spend.
     let end_day = day_number(as_of);
-    let mut at_risk: Vec<AtRiskCustomer> = (0..n)
-        .filter(|&i| summaries.frequency[i] > 0)
-        .filter_map(|i| {
-            let alive = table.probability_alive[i]?;
-            Some(AtRiskCustomer {
-                customer: table.key[i].clone(),
-                segment: table.segment[i].clone(),
-                frequency: summaries.frequency[i],
-                total_spend: summaries.total_spend[i],
-                days_since_last_purchase: end_day - summaries.last_day[i],
-                probability_alive: alive,
-                value_at_risk: (1.0 - alive) * summaries.total_spend[i] as f64,
-            })
+    let value_at_risk = |i: usize| -> Option<f64> {
+        let alive = table.probability_alive[i]?;
+        (summaries.frequency[i] > 0).then(|| (1.0 - alive) * summaries.total_spend[i] as f64)
+    };
+    // Largest value first, ties by customer key; only the top of the list is ever ordered fully.
+    let order = |a: &(f64, usize), b: &(f64, usize)| {
+        b.0.total_cmp(&a.0)
+            .then_with(|| table.key[a.1].cmp(&table.key[b.1]))
+    };
+    let mut candidates: Vec<(f64, usize)> = (0..n)
+        .filter_map(|i| value_at_risk(i).map(|v| (v, i)))
+        .collect();
+    let limit = options.at_risk_limit.min(candidates.len());
+    if limit > 0 && limit < candidates.len() {
+        candidates.select_nth_unstable_by(limit - 1, order);
+    }
+    candidates.truncate(limit);
+    candidates.sort_by(order);
+    let at_risk: Vec<AtRiskCustomer> = candidates
+        .into_iter()
+        .map(|(value, i)| AtRiskCustomer {
+            customer: table.key[i].clone(),
+            segment: table.segment[i].clone(),
+            frequency: summaries.frequency[i],
+            total_spend: summaries.total_spend[i],
+            days_since_last_purchase: end_day - summaries.last_day[i],
+            probability_alive: table.probability_alive[i].unwrap_or(1.0),
+            value_at_risk: value,
         })
         .collect();
-    at_risk.sort_by(|a, b| {
-        b.value_at_risk
-            .total_cmp(&a.value_at_risk)
-            .then_with(|| a.customer.cmp(&b.customer))
-    });
-    at_risk.truncate(options.at_risk_limit);
 
     let first_day = summaries.first_day.iter().min().copied().unwrap_or(end_day);
     let last_day = summaries.last_day.iter().max().copied().unwrap_or(end_day);
