@@ -121,17 +121,33 @@ impl BtydData {
         }
     }
 
-    /// Weighted sum over rows of `f(row)`, in parallel.
+    /// Weighted sum over rows of `f(row)`, in parallel, in fixed blocks added in order: the result
+    /// does not depend on the number of threads or on scheduling, so fits are reproducible.
     pub(crate) fn sum_rows<T: Real, F>(&self, f: F) -> Result<T>
     where
         F: Fn(usize) -> Result<T> + Sync + Send,
     {
-        (0..self.rows())
-            .into_par_iter()
-            .with_min_len(2048)
-            .map(|i| f(i).map(|v| v * self.weight[i]))
-            .try_reduce(|| T::constant(0.0), |a, b| Ok(a + b))
+        deterministic_sum(self.rows(), |i| f(i).map(|v| v * self.weight[i]))
     }
+}
+
+/// Σ f(i) for i in 0..n, in parallel over fixed blocks whose partial sums are added in order.
+pub(crate) fn deterministic_sum<T: Real, F>(n: usize, f: F) -> Result<T>
+where
+    F: Fn(usize) -> Result<T> + Sync + Send,
+{
+    const BLOCK: usize = 4096;
+    let blocks: Vec<T> = (0..n.div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|b| {
+            let mut sum = T::constant(0.0);
+            for i in b * BLOCK..((b + 1) * BLOCK).min(n) {
+                sum = sum + f(i)?;
+            }
+            Ok(sum)
+        })
+        .collect::<Result<_>>()?;
+    Ok(blocks.into_iter().fold(T::constant(0.0), |a, b| a + b))
 }
 
 /// How a fit went.

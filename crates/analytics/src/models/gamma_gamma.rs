@@ -7,7 +7,6 @@
 //! for customers without repeat purchases that means q > 1. Where it does not exist the model
 //! returns [`AnalyticsError::SpendModelUndefined`], never a negative value.
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::GammaGammaParams;
@@ -60,12 +59,10 @@ fn total_log_likelihood<T: Real>(data: &SpendRows, params: [T; 3]) -> Result<T> 
             (px + q).ln_gamma() - px.ln_gamma() - ln_gamma_q + q * ln_v + px * x.ln();
         by_frequency = by_frequency + per_customer * n + (px - 1.0) * sum_ln_m;
     }
-    let by_row = data
-        .rows
-        .par_iter()
-        .with_min_len(4096)
-        .map(|&(x, m)| -((p * x + q) * (v + x * m).ln()))
-        .reduce(|| T::constant(0.0), |a, b| a + b);
+    let by_row = super::data::deterministic_sum(data.rows.len(), |i| {
+        let (x, m) = data.rows[i];
+        Ok(-((p * x + q) * (v + x * m).ln()))
+    })?;
     let total = by_frequency + by_row;
     if total.value().is_finite() {
         Ok(total)
