@@ -185,4 +185,19 @@ mod tests {
         assert_eq!(t[1].retention, vec![Some(1.0), Some(0.0), None]);
         assert_eq!(t[1].retention_or_later, vec![Some(1.0), Some(0.0), None]);
     }
+
+    #[test]
+    fn weekly_cohorts_start_on_monday() {
+        let mut b = TransactionLogBuilder::new(LogOptions::default());
+        b.push("a", date(2024, 1, 3), 100).unwrap(); // Wednesday of ISO week 1
+        b.push("a", date(2024, 1, 8), 100).unwrap(); // Monday of week 2
+        b.push("b", date(2024, 1, 7), 100).unwrap(); // Sunday of week 1
+        let t = cohort_table(&b.build(), Period::Week, date(2024, 1, 9)).unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(
+            (t[0].cohort.as_str(), t[0].start, t[0].size),
+            ("2024-W01", date(2024, 1, 1), 2)
+        );
+        assert_eq!(t[0].retention, vec![Some(1.0), Some(0.5)]);
+    }
 }

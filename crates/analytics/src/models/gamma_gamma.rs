@@ -210,6 +210,42 @@ mod tests {
     }
 
     #[test]
+    fn zero_value_repeat_purchases_are_excluded_and_counted() {
+        use crate::models::BgNbdParams;
+        use crate::synth::{PurchaseProcess, SyntheticConfig, generate_log};
+        let start = chrono::NaiveDate::from_ymd_opt(2023, 1, 1).unwrap();
+        let end = chrono::NaiveDate::from_ymd_opt(2024, 6, 29).unwrap();
+        let process = PurchaseProcess::BgNbd(BgNbdParams {
+            r: 0.5,
+            alpha: 5.0,
+            a: 0.8,
+            b: 2.5,
+        });
+        let config = SyntheticConfig::new(
+            process,
+            GammaGammaParams {
+                p: 6.0,
+                q: 4.0,
+                v: 15.0,
+            },
+            3000,
+            start,
+            end,
+            5,
+        );
+        let log = generate_log(&config, crate::log::LogOptions::default()).unwrap();
+        let mut s = crate::summary::summarize(&log, end, crate::log::TimeUnit::Week).unwrap();
+        let repeaters: Vec<usize> = (0..s.len()).filter(|&i| s.frequency[i] > 0).collect();
+        for &i in repeaters.iter().take(3) {
+            s.monetary_value[i] = 0.0;
+        }
+        let fit = GammaGamma::fit(&s.frequency, &s.monetary_value).unwrap();
+        assert_eq!(fit.diagnostics.customers, repeaters.len() - 3);
+        assert_eq!(fit.diagnostics.excluded_customers, 3);
+        assert!(fit.diagnostics.log_likelihood.is_finite());
+    }
+
+    #[test]
     fn nobody_repeating_is_unidentifiable() {
         assert!(matches!(
             GammaGamma::fit(&[0, 0, 0], &[0.0; 3]),
