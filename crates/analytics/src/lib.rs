@@ -27,7 +27,10 @@ pub mod synth;
 pub use cohorts::{CohortRow, cohort_table};
 pub use error::{AnalyticsError, Result};
 pub use log::{CustomerKey, LogOptions, TimeUnit, TransactionLog, TransactionLogBuilder};
-pub use metrics::{PeriodMetrics, ShopMetrics, SimpleClvOptions, period_metrics, shop_metrics};
+pub use metrics::{
+    PeriodMetrics, ShopMetrics, SimpleClvOptions, period_metrics, period_metrics_of_customers,
+    shop_metrics,
+};
 pub use period::Period;
 pub use report::{AnalyzeOptions, Report, analyze, write_customers_csv};
 pub use rfm::{RfmTable, SegmentMap, rfm};

@@ -56,6 +56,18 @@ pub fn period_metrics(
     period: Period,
     as_of: NaiveDate,
 ) -> Result<Vec<PeriodMetrics>> {
+    let everyone: Vec<u32> = (0..log.customer_count() as u32).collect();
+    period_metrics_of_customers(log, &everyone, period, as_of)
+}
+
+/// [`period_metrics`] of a group of customers (log indices), for example one RFM segment or a
+/// loyalty tier; the periods span the whole log, so groups line up.
+pub fn period_metrics_of_customers(
+    log: &TransactionLog,
+    customers: &[u32],
+    period: Period,
+    as_of: NaiveDate,
+) -> Result<Vec<PeriodMetrics>> {
     let end_day = day_number(as_of);
     let days = log.days();
     let amounts = log.amounts();
@@ -78,8 +90,9 @@ pub fn period_metrics(
             vec![0i64; count],
         )
     };
-    let acc = (0..log.customer_count() as u32)
-        .into_par_iter()
+    let acc = customers
+        .par_iter()
+        .copied()
         .with_min_len(4096)
         .fold(zero, |mut acc, c| {
             let rows = log.rows_of(c);
@@ -296,6 +309,13 @@ mod tests {
         assert_eq!(march.classic_retention_percent, Some(200.0));
         assert_eq!(march.true_retention_rate, Some(1.0));
         assert_eq!(p[1].true_retention_rate, Some(0.5));
+        let only_b =
+            period_metrics_of_customers(&log, &[1], Period::Month, date(2024, 3, 31)).unwrap();
+        assert_eq!(only_b.len(), 3);
+        assert_eq!(
+            (only_b[2].active_customers, only_b[2].reactivated_customers),
+            (1, 1)
+        );
         let shop = shop_metrics(
             &log,
             date(2024, 3, 31),
