@@ -210,6 +210,7 @@ impl TransactionLogBuilder {
         builder.customer.reserve(records);
         builder.day.reserve(records);
         builder.amount.reserve(records);
+        builder.number_keys.reserve(records / 8);
         builder
     }
 

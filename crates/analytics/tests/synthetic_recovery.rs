@@ -56,3 +56,17 @@ fn pareto_nbd_recovers_the_truth() {
     within("s", p.s, truth.s, se["s"]);
     within("beta", p.beta, truth.beta, se["beta"]);
 }
+
+#[test]
+fn fits_do_not_depend_on_the_number_of_threads() {
+    let truth = BgNbdParams { r: 0.5, alpha: 5.0, a: 0.8, b: 2.5 };
+    let cfg = config(PurchaseProcess::BgNbd(truth), 13);
+    let log = generate_log(&cfg, LogOptions::default()).unwrap();
+    let s = summarize(&log, cfg.end, TimeUnit::Week).unwrap();
+    let data = BtydData::from_summaries(&s).unwrap();
+    let fit_with = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| (BgNbd::fit(&data).unwrap().model.params, ParetoNbd::fit(&data).unwrap().model.params))
+    };
+    assert_eq!(fit_with(1), fit_with(3));
+}

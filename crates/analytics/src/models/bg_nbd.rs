@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::data::{BtydData, Fitted, fit_positive_parameters};
+use super::data::{BtydData, Fitted, fit_positive_parameters, warm_start};
 use super::{BgNbdParams, PurchaseModel};
 use crate::error::{AnalyticsError, Result};
 use crate::special::{Real, ln_beta, ln_gamma, ln_hyp2f1, softplus};
@@ -83,9 +83,13 @@ fn fit(data: &BtydData, modified: bool) -> Result<(BgNbdParams, super::FitDiagno
     if data.repeat_customers() == 0.0 {
         return Err(AnalyticsError::Unidentifiable { model, reason: "nobody made a repeat purchase".into() });
     }
-    let (p, diagnostics) = fit_positive_parameters(model, ["r", "alpha", "a", "b"], [1.0; 4], data.customers, |p| {
-        total_log_likelihood(data, p, modified)
-    })?;
+    let names = ["r", "alpha", "a", "b"];
+    let start = warm_start(data, |sample| {
+        fit_positive_parameters(model, names, [1.0; 4], sample.customers, |p| total_log_likelihood(sample, p, modified))
+            .map(|(p, _)| p)
+    });
+    let (p, diagnostics) =
+        fit_positive_parameters(model, names, start, data.customers, |p| total_log_likelihood(data, p, modified))?;
     Ok((BgNbdParams { r: p[0], alpha: p[1], a: p[2], b: p[3] }, diagnostics))
 }
 
@@ -166,16 +170,19 @@ impl PurchaseModel for BgNbd {
         Ok(1.0 / (1.0 + odds.exp()))
     }
 
-    fn expected_purchases(&self, t: f64, x: f64, t_x: f64, age: f64) -> Result<f64> {
-        check_customer(x, t_x, age)?;
+    fn horizon_factor(&self, t: f64, x: f64, age: f64) -> Result<f64> {
+        check_customer(x, 0.0, age)?;
         let p = self.params;
         if t == 0.0 {
             return Ok(0.0);
         }
         let c = p.a + p.b + x - 1.0;
         let bracket = bracket_over_a_minus_1(&p, t, x, age, p.b + x, c)?;
-        let alive = if x == 0.0 { 1.0 } else { 1.0 / (1.0 + log_death_odds(&p, x, t_x, age, p.b + x - 1.0).exp()) };
-        finite_non_negative("bg/nbd conditional expected purchases", c * bracket * alive)
+        finite_non_negative("bg/nbd conditional expected purchases", c * bracket)
+    }
+
+    fn history_factor(&self, x: f64, t_x: f64, age: f64) -> Result<f64> {
+        self.probability_alive(x, t_x, age)
     }
 
     fn expected_purchases_population(&self, t: f64) -> Result<f64> {
@@ -221,16 +228,19 @@ impl PurchaseModel for MbgNbd {
         Ok(1.0 / (1.0 + odds.exp()))
     }
 
-    fn expected_purchases(&self, t: f64, x: f64, t_x: f64, age: f64) -> Result<f64> {
-        check_customer(x, t_x, age)?;
+    fn horizon_factor(&self, t: f64, x: f64, age: f64) -> Result<f64> {
+        check_customer(x, 0.0, age)?;
         let p = self.params;
         if t == 0.0 {
             return Ok(0.0);
         }
         let c = p.a + p.b + x;
         let bracket = bracket_over_a_minus_1(&p, t, x, age, p.b + x + 1.0, c)?;
-        let alive = 1.0 / (1.0 + log_death_odds(&p, x, t_x, age, p.b + x).exp());
-        finite_non_negative("mbg/nbd conditional expected purchases", c * bracket * alive)
+        finite_non_negative("mbg/nbd conditional expected purchases", c * bracket)
+    }
+
+    fn history_factor(&self, x: f64, t_x: f64, age: f64) -> Result<f64> {
+        self.probability_alive(x, t_x, age)
     }
 
     fn expected_purchases_population(&self, t: f64) -> Result<f64> {

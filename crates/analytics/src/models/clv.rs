@@ -52,3 +52,119 @@ pub fn customer_lifetime_value(
         Err(AnalyticsError::Numerical { what: "customer lifetime value", detail: format!("{value}") })
     }
 }
+
+/// Inputs of [`customer_lifetime_values`], one entry per customer.
+#[derive(Debug, Clone, Copy)]
+pub struct ClvInputs<'a> {
+    /// Repeat transactions x.
+    pub frequency: &'a [u32],
+    /// Recency t_x in the model's time unit.
+    pub recency: &'a [f64],
+    /// Age T in the model's time unit.
+    pub age: &'a [f64],
+    /// Expected average transaction value per customer; `None` where it is undefined (the CLV is
+    /// then `None` too).
+    pub expected_value: &'a [Option<f64>],
+}
+
+/// [`customer_lifetime_value`] for many customers at once, in parallel: the horizon part of the
+/// expectation is computed once per distinct (frequency, age). Entries are `None` where the
+/// expected value is undefined, and errors are reported, not hidden.
+pub fn customer_lifetime_values(
+    model: &dyn PurchaseModel,
+    unit: TimeUnit,
+    inputs: ClvInputs<'_>,
+    horizon_months: u32,
+    monthly_discount_rate: f64,
+) -> Result<Vec<Option<f64>>> {
+    use rayon::prelude::*;
+    use std::collections::HashMap;
+    let n = inputs.frequency.len();
+    if inputs.recency.len() != n || inputs.age.len() != n || inputs.expected_value.len() != n {
+        return Err(AnalyticsError::InvalidInput("CLV input columns differ in length".into()));
+    }
+    if !(monthly_discount_rate.is_finite() && monthly_discount_rate > -1.0) {
+        return Err(AnalyticsError::InvalidInput(format!("discount rate {monthly_discount_rate}")));
+    }
+    let factor = periods_per_month(unit);
+    let mut keys: Vec<(u32, u64)> = (0..n).map(|i| (inputs.frequency[i], inputs.age[i].to_bits())).collect();
+    keys.par_sort_unstable();
+    keys.dedup();
+    let discounted: Vec<Result<f64>> = keys
+        .par_iter()
+        .map(|&(x, age_bits)| {
+            let age = f64::from_bits(age_bits);
+            let mut previous = 0.0;
+            let mut total = 0.0;
+            for month in 1..=horizon_months {
+                let cumulative = model.horizon_factor(month as f64 * factor, x as f64, age)?;
+                total += (cumulative - previous).max(0.0) / (1.0 + monthly_discount_rate).powi(month as i32);
+                previous = cumulative;
+            }
+            Ok(total)
+        })
+        .collect();
+    let mut lookup: HashMap<(u32, u64), f64, crate::log::FxBuild> =
+        HashMap::with_capacity_and_hasher(keys.len(), Default::default());
+    for (key, value) in keys.into_iter().zip(discounted) {
+        lookup.insert(key, value?);
+    }
+    (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let Some(value) = inputs.expected_value[i] else {
+                return Ok(None);
+            };
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(AnalyticsError::InvalidInput(format!("expected value {value} of customer row {i}")));
+            }
+            let horizon = lookup[&(inputs.frequency[i], inputs.age[i].to_bits())];
+            let history = model.history_factor(inputs.frequency[i] as f64, inputs.recency[i], inputs.age[i])?;
+            let clv = value * horizon * history;
+            if clv.is_finite() && clv >= 0.0 {
+                Ok(Some(clv))
+            } else {
+                Err(AnalyticsError::Numerical { what: "customer lifetime value", detail: format!("{clv} at row {i}") })
+            }
+        })
+        .collect()
+}
+
+/// Conditional expected purchases in the next `t` time units and probability alive for many
+/// customers at once, in parallel; the horizon part is computed once per distinct (frequency, age).
+pub fn expected_purchases_bulk(
+    model: &dyn PurchaseModel,
+    t: f64,
+    frequency: &[u32],
+    recency: &[f64],
+    age: &[f64],
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    use rayon::prelude::*;
+    use std::collections::HashMap;
+    let n = frequency.len();
+    if recency.len() != n || age.len() != n {
+        return Err(AnalyticsError::InvalidInput("input columns differ in length".into()));
+    }
+    let mut keys: Vec<(u32, u64)> = (0..n).map(|i| (frequency[i], age[i].to_bits())).collect();
+    keys.par_sort_unstable();
+    keys.dedup();
+    let factors: Vec<f64> =
+        keys.par_iter().map(|&(x, a)| model.horizon_factor(t, x as f64, f64::from_bits(a))).collect::<Result<_>>()?;
+    let lookup: HashMap<(u32, u64), f64, crate::log::FxBuild> = keys.into_iter().zip(factors).collect();
+    let pairs: Vec<(f64, f64)> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let (x, tx, a) = (frequency[i] as f64, recency[i], age[i]);
+            let horizon = lookup[&(frequency[i], a.to_bits())];
+            let history = model.history_factor(x, tx, a)?;
+            let alive = model.probability_alive(x, tx, a)?;
+            let expected = horizon * history;
+            if expected.is_finite() && expected >= 0.0 {
+                Ok((expected, alive))
+            } else {
+                Err(AnalyticsError::Numerical { what: "expected purchases", detail: format!("{expected} at row {i}") })
+            }
+        })
+        .collect::<Result<_>>()?;
+    Ok(pairs.into_iter().unzip())
+}

@@ -7,7 +7,6 @@
 //! for customers without repeat purchases that means q > 1. Where it does not exist the model
 //! returns [`AnalyticsError::SpendModelUndefined`], never a negative value.
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::GammaGammaParams;
@@ -22,19 +21,44 @@ pub struct GammaGamma {
     pub params: GammaGammaParams,
 }
 
-fn total_log_likelihood<T: Real>(rows: &[(f64, f64)], params: [T; 3]) -> Result<T> {
+/// Customers' (x, m) rows with what the likelihood needs precomputed: distinct frequencies with their
+/// counts and Σ ln m per frequency, and the (x, m) rows.
+struct SpendRows {
+    rows: Vec<(f64, f64)>,
+    by_frequency: Vec<(f64, f64, f64)>,
+}
+
+impl SpendRows {
+    fn new(rows: &[(f64, f64)]) -> Self {
+        let mut by_frequency: std::collections::BTreeMap<u64, (f64, f64)> = std::collections::BTreeMap::new();
+        for &(x, m) in rows {
+            let entry = by_frequency.entry(x as u64).or_default();
+            entry.0 += 1.0;
+            entry.1 += m.ln();
+        }
+        SpendRows {
+            rows: rows.to_vec(),
+            by_frequency: by_frequency.into_iter().map(|(x, (n, sum_ln_m))| (x as f64, n, sum_ln_m)).collect(),
+        }
+    }
+}
+
+fn total_log_likelihood<T: Real>(data: &SpendRows, params: [T; 3]) -> Result<T> {
     let [p, q, v] = params;
     let ln_gamma_q = q.ln_gamma();
-    let q_ln_v = q * v.ln();
-    let total = rows
-        .par_iter()
-        .with_min_len(2048)
-        .map(|&(x, m)| {
-            let px = p * x;
-            (px + q).ln_gamma() - px.ln_gamma() - ln_gamma_q + q_ln_v + (px - 1.0) * m.ln() + px * x.ln()
-                - (px + q) * (v + x * m).ln()
-        })
-        .reduce(|| T::constant(0.0), |a, b| a + b);
+    let ln_v = v.ln();
+    // Terms that depend on x only: n_x [ln Γ(px+q) − ln Γ(px) − ln Γ(q) + q ln v + px ln x] + (px − 1) Σ ln m.
+    let mut by_frequency = T::constant(0.0);
+    for &(x, n, sum_ln_m) in &data.by_frequency {
+        let px = p * x;
+        let per_customer = (px + q).ln_gamma() - px.ln_gamma() - ln_gamma_q + q * ln_v + px * x.ln();
+        by_frequency = by_frequency + per_customer * n + (px - 1.0) * sum_ln_m;
+    }
+    let by_row = super::data::deterministic_sum(data.rows.len(), |i| {
+        let (x, m) = data.rows[i];
+        Ok(-((p * x + q) * (v + x * m).ln()))
+    })?;
+    let total = by_frequency + by_row;
     if total.value().is_finite() {
         Ok(total)
     } else {
@@ -79,9 +103,10 @@ impl GammaGamma {
             });
         }
         let mean = rows.iter().map(|r| r.1).sum::<f64>() / rows.len() as f64;
+        let spend = SpendRows::new(&rows);
         let (p, mut diagnostics) =
             fit_positive_parameters("gamma-gamma", ["p", "q", "v"], [1.0, 1.0, mean], rows.len(), |d: [Dual; 3]| {
-                total_log_likelihood(&rows, d)
+                total_log_likelihood(&spend, d)
             })?;
         diagnostics.excluded_customers = excluded;
         if excluded > 0 {
@@ -105,7 +130,7 @@ impl GammaGamma {
             .map(|(&x, &m)| (x as f64, m))
             .collect();
         let p = self.params;
-        total_log_likelihood(&rows, [p.p, p.q, p.v])
+        total_log_likelihood(&SpendRows::new(&rows), [p.p, p.q, p.v])
     }
 
     /// Expected average transaction value of a customer with `x` repeat transactions of mean value
@@ -140,6 +165,26 @@ mod tests {
         let m = GammaGamma::new(GammaGammaParams { p: 6.0, q: 0.8, v: 15.0 }).unwrap();
         assert!(matches!(m.expected_average_value(0, 0.0), Err(AnalyticsError::SpendModelUndefined { .. })));
         assert!(m.expected_average_value(2, 30.0).unwrap() > 0.0);
+    }
+
+    #[test]
+    fn zero_value_repeat_purchases_are_excluded_and_counted() {
+        use crate::models::BgNbdParams;
+        use crate::synth::{PurchaseProcess, SyntheticConfig, generate_log};
+        let start = chrono::NaiveDate::from_ymd_opt(2023, 1, 1).unwrap();
+        let end = chrono::NaiveDate::from_ymd_opt(2024, 6, 29).unwrap();
+        let process = PurchaseProcess::BgNbd(BgNbdParams { r: 0.5, alpha: 5.0, a: 0.8, b: 2.5 });
+        let config = SyntheticConfig::new(process, GammaGammaParams { p: 6.0, q: 4.0, v: 15.0 }, 3000, start, end, 5);
+        let log = generate_log(&config, crate::log::LogOptions::default()).unwrap();
+        let mut s = crate::summary::summarize(&log, end, crate::log::TimeUnit::Week).unwrap();
+        let repeaters: Vec<usize> = (0..s.len()).filter(|&i| s.frequency[i] > 0).collect();
+        for &i in repeaters.iter().take(3) {
+            s.monetary_value[i] = 0.0;
+        }
+        let fit = GammaGamma::fit(&s.frequency, &s.monetary_value).unwrap();
+        assert_eq!(fit.diagnostics.customers, repeaters.len() - 3);
+        assert_eq!(fit.diagnostics.excluded_customers, 3);
+        assert!(fit.diagnostics.log_likelihood.is_finite());
     }
 
     #[test]

@@ -49,7 +49,9 @@ pub mod gamma_gamma;
 pub mod pareto_nbd;
 
 pub use bg_nbd::{BgNbd, MbgNbd};
-pub use clv::{customer_lifetime_value, periods_per_month};
+pub use clv::{
+    ClvInputs, customer_lifetime_value, customer_lifetime_values, expected_purchases_bulk, periods_per_month,
+};
 pub use data::{BtydData, FitDiagnostics, Fitted};
 pub use gamma_gamma::GammaGamma;
 pub use pareto_nbd::ParetoNbd;
@@ -64,7 +66,15 @@ pub trait PurchaseModel: Send + Sync {
     /// Probability that the customer is still alive at the end of the observation.
     fn probability_alive(&self, x: f64, t_x: f64, age: f64) -> Result<f64>;
     /// Expected purchases in the next `t` time units given the customer's history.
-    fn expected_purchases(&self, t: f64, x: f64, t_x: f64, age: f64) -> Result<f64>;
+    fn expected_purchases(&self, t: f64, x: f64, t_x: f64, age: f64) -> Result<f64> {
+        Ok(self.horizon_factor(t, x, age)? * self.history_factor(x, t_x, age)?)
+    }
+    /// The part of [`PurchaseModel::expected_purchases`] that depends on the horizon, x and age only;
+    /// the conditional expectation is `horizon_factor * history_factor`. Bulk predictions (CLV for a
+    /// million customers) evaluate it once per distinct (x, age).
+    fn horizon_factor(&self, t: f64, x: f64, age: f64) -> Result<f64>;
+    /// The part of [`PurchaseModel::expected_purchases`] that depends on the customer's recency.
+    fn history_factor(&self, x: f64, t_x: f64, age: f64) -> Result<f64>;
     /// Expected repeat purchases E[X(t)] of a customer in the first `t` time units after acquisition.
     fn expected_purchases_population(&self, t: f64) -> Result<f64>;
 }

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::data::{BtydData, Fitted, fit_positive_parameters};
+use super::data::{BtydData, Fitted, fit_positive_parameters, warm_start};
 use super::{ParetoNbdParams, PurchaseModel};
 use crate::error::{AnalyticsError, Result};
 use crate::special::{Real, log_add_exp, log_sub_exp};
@@ -19,34 +19,74 @@ pub struct ParetoNbd {
     pub params: ParetoNbdParams,
 }
 
+/// ln of 2F1(r+s+x, b'; r+s+x+1; |α−β| / (max(α,β) + t)) / (max(α,β) + t)^(r+s+x), the two terms
+/// whose difference is A0 of Fader and Hardie's note.
+fn log_f<T: Real>(params: [T; 4], x: f64, t: f64) -> Result<T> {
+    let [r, alpha, s, beta] = params;
+    let (max, difference, b_hyp) =
+        if alpha.value() >= beta.value() { (alpha, alpha - beta, s + 1.0) } else { (beta, beta - alpha, r + x) };
+    let rsx = r + s + x;
+    let shifted = max + t;
+    Ok(T::ln_hyp2f1(rsx, b_hyp, rsx + 1.0, difference / shifted)? - rsx * shifted.ln())
+}
+
 /// ln A0 of Fader and Hardie's note, or `None` when it is exactly zero (t_x = T).
 fn log_a0<T: Real>(params: [T; 4], x: f64, t_x: f64, age: f64) -> Result<Option<T>> {
     if t_x == age {
         return Ok(None);
     }
-    let [r, alpha, s, beta] = params;
-    let (max, difference, b_hyp) =
-        if alpha.value() >= beta.value() { (alpha, alpha - beta, s + 1.0) } else { (beta, beta - alpha, r + x) };
-    let rsx = r + s + x;
-    let c_hyp = rsx + 1.0;
-    let log_f = |t: f64| -> Result<T> {
-        let shifted = max + t;
-        Ok(T::ln_hyp2f1(rsx, b_hyp, c_hyp, difference / shifted)? - rsx * shifted.ln())
-    };
-    Ok(Some(log_sub_exp(log_f(t_x)?, log_f(age)?)))
+    Ok(Some(log_sub_exp(log_f(params, x, t_x)?, log_f(params, x, age)?)))
 }
 
-/// ln of the likelihood terms that depend on recency and age: ln[(α+T)^-(r+x) (β+T)^-s + s/(r+s+x) A0].
-fn log_recency_term<T: Real>(params: [T; 4], x: f64, t_x: f64, age: f64) -> Result<T> {
+/// ln[(α+T)^-(r+x) (β+T)^-s + s/(r+s+x) A0] given ln A0.
+fn combine<T: Real>(params: [T; 4], x: f64, age: f64, a0: Option<T>) -> T {
     let [r, alpha, s, beta] = params;
     let first = -((r + x) * (alpha + age).ln()) - s * (beta + age).ln();
-    Ok(match log_a0(params, x, t_x, age)? {
+    match a0 {
         Some(a0) => log_add_exp(first, s.ln() + a0 - (r + s + x).ln()),
         None => first,
-    })
+    }
 }
 
-pub(crate) fn total_log_likelihood<T: Real>(data: &BtydData, params: [T; 4]) -> Result<T> {
+/// ln of the likelihood terms that depend on recency and age.
+fn log_recency_term<T: Real>(params: [T; 4], x: f64, t_x: f64, age: f64) -> Result<T> {
+    Ok(combine(params, x, age, log_a0(params, x, t_x, age)?))
+}
+
+/// The distinct (x, t) points at which the likelihood needs 2F1 (t being a recency or an age), and
+/// each row's two indices into them: far fewer 2F1 evaluations than two per row.
+pub(crate) struct DistinctPoints {
+    points: Vec<(f64, f64)>,
+    recency_index: Vec<u32>,
+    age_index: Vec<u32>,
+}
+
+impl DistinctPoints {
+    pub(crate) fn new(data: &BtydData) -> Self {
+        use rayon::prelude::*;
+        let mut keys: Vec<(u64, u64)> = (0..data.rows())
+            .flat_map(|i| {
+                let x = data.frequency[i].to_bits();
+                [(x, data.recency[i].to_bits()), (x, data.age[i].to_bits())]
+            })
+            .collect();
+        keys.par_sort_unstable();
+        keys.dedup();
+        let find = |x: f64, t: f64| keys.binary_search(&(x.to_bits(), t.to_bits())).expect("point present") as u32;
+        let (recency_index, age_index) = (0..data.rows())
+            .into_par_iter()
+            .map(|i| (find(data.frequency[i], data.recency[i]), find(data.frequency[i], data.age[i])))
+            .unzip();
+        DistinctPoints {
+            points: keys.iter().map(|&(x, t)| (f64::from_bits(x), f64::from_bits(t))).collect(),
+            recency_index,
+            age_index,
+        }
+    }
+}
+
+pub(crate) fn total_log_likelihood<T: Real>(data: &BtydData, points: &DistinctPoints, params: [T; 4]) -> Result<T> {
+    use rayon::prelude::*;
     let [r, alpha, s, beta] = params;
     let ln_gamma_r = r.ln_gamma();
     let mut by_frequency = T::constant(0.0);
@@ -54,7 +94,14 @@ pub(crate) fn total_log_likelihood<T: Real>(data: &BtydData, params: [T; 4]) -> 
         by_frequency = by_frequency + ((r + x as f64).ln_gamma() - ln_gamma_r) * n;
     }
     let constant = (r * alpha.ln() + s * beta.ln()) * data.customers as f64;
-    let by_row = data.sum_rows(|i| log_recency_term(params, data.frequency[i], data.recency[i], data.age[i]))?;
+    let log_fs: Vec<T> =
+        points.points.par_iter().with_min_len(256).map(|&(x, t)| log_f(params, x, t)).collect::<Result<_>>()?;
+    let by_row = data.sum_rows(|i| {
+        let (x, t_x, age) = (data.frequency[i], data.recency[i], data.age[i]);
+        let a0 = (t_x != age)
+            .then(|| log_sub_exp(log_fs[points.recency_index[i] as usize], log_fs[points.age_index[i] as usize]));
+        Ok(combine(params, x, age, a0))
+    })?;
     let total = by_frequency + constant + by_row;
     if total.value().is_finite() {
         Ok(total)
@@ -92,10 +139,18 @@ impl ParetoNbd {
                 reason: "nobody made a repeat purchase".into(),
             });
         }
-        let (p, diagnostics) =
-            fit_positive_parameters("pareto/nbd", ["r", "alpha", "s", "beta"], [1.0; 4], data.customers, |p| {
-                total_log_likelihood(data, p)
-            })?;
+        let names = ["r", "alpha", "s", "beta"];
+        let start = warm_start(data, |sample| {
+            let points = DistinctPoints::new(sample);
+            fit_positive_parameters("pareto/nbd", names, [1.0; 4], sample.customers, |p| {
+                total_log_likelihood(sample, &points, p)
+            })
+            .map(|(p, _)| p)
+        });
+        let points = DistinctPoints::new(data);
+        let (p, diagnostics) = fit_positive_parameters("pareto/nbd", names, start, data.customers, |p| {
+            total_log_likelihood(data, &points, p)
+        })?;
         let params = ParetoNbdParams { r: p[0], alpha: p[1], s: p[2], beta: p[3] };
         Ok(Fitted { model: ParetoNbd { params }, diagnostics })
     }
@@ -107,7 +162,7 @@ impl ParetoNbd {
 
     /// Total log-likelihood of `data` under this model.
     pub fn log_likelihood(&self, data: &BtydData) -> Result<f64> {
-        total_log_likelihood(data, self.array())
+        total_log_likelihood(data, &DistinctPoints::new(data), self.array())
     }
 
     /// Log-likelihood of one customer.
@@ -136,20 +191,19 @@ impl PurchaseModel for ParetoNbd {
         Ok(1.0 / (1.0 + odds.exp()))
     }
 
-    fn expected_purchases(&self, t: f64, x: f64, t_x: f64, age: f64) -> Result<f64> {
-        check_customer(x, t_x, age)?;
+    fn horizon_factor(&self, t: f64, x: f64, age: f64) -> Result<f64> {
+        check_customer(x, 0.0, age)?;
         if t == 0.0 {
             return Ok(0.0);
         }
         let p = self.params;
-        let likelihood = self.customer_log_likelihood(x, t_x, age)?;
         let first =
             crate::special::ln_gamma(p.r + x) - crate::special::ln_gamma(p.r) + p.r * p.alpha.ln() + p.s * p.beta.ln()
                 - (p.r + x) * (p.alpha + age).ln()
                 - p.s * (p.beta + age).ln();
         let second = (p.r + x).ln() + (p.beta + age).ln() - (p.alpha + age).ln();
         let third = one_minus_power_over(p.s - 1.0, ((p.beta + age) / (p.beta + age + t)).ln()).ln();
-        let value = (first + second + third - likelihood).exp();
+        let value = (first + second + third).exp();
         if value.is_finite() && value >= 0.0 {
             Ok(value)
         } else {
@@ -157,6 +211,15 @@ impl PurchaseModel for ParetoNbd {
                 what: "pareto/nbd conditional expected purchases",
                 detail: format!("{value}"),
             })
+        }
+    }
+
+    fn history_factor(&self, x: f64, t_x: f64, age: f64) -> Result<f64> {
+        let value = (-self.customer_log_likelihood(x, t_x, age)?).exp();
+        if value.is_finite() {
+            Ok(value)
+        } else {
+            Err(AnalyticsError::Numerical { what: "pareto/nbd likelihood", detail: format!("1/L = {value}") })
         }
     }
 
