@@ -63,10 +63,14 @@ pub enum Operation {
     /// Erase one customer's personal data.
     PrivacyErase,
     KeysManage,
+    /// Read analytics: metrics, cohorts, segments, models, the at-risk list.
+    AnalyticsRead,
+    /// Recompute the analytics snapshot now.
+    AnalyticsRefresh,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 10] = [
+    pub const ALL: [Operation; 12] = [
         Operation::CustomersRead,
         Operation::CustomersWrite,
         Operation::ProductsRead,
@@ -77,6 +81,8 @@ impl Operation {
         Operation::PrivacyExport,
         Operation::PrivacyErase,
         Operation::KeysManage,
+        Operation::AnalyticsRead,
+        Operation::AnalyticsRefresh,
     ];
 }
 
@@ -85,7 +91,9 @@ pub fn allows(role: Role, operation: Operation) -> bool {
     use Operation::*;
     match role {
         Role::Owner => true,
-        Role::Analyst => matches!(operation, CustomersRead | ProductsRead | OrdersRead),
+        Role::Analyst => {
+            matches!(operation, CustomersRead | ProductsRead | OrdersRead | AnalyticsRead | AnalyticsRefresh)
+        }
         Role::Agent => matches!(operation, CustomersRead | CustomersWrite | ProductsRead | OrdersRead),
         Role::Cashier => {
             matches!(operation, CustomersRead | CustomersWrite | ProductsRead | OrdersRead | OrdersWrite | RefundsWrite)

@@ -42,6 +42,9 @@ enum Command {
         /// Fill an empty database with a generated demo shop first
         #[arg(long, env = "REGULARS_DEMO")]
         demo: bool,
+        /// Seconds between refreshes of the analytics snapshot (the first runs at start); 0 turns the job off
+        #[arg(long, env = "REGULARS_SNAPSHOT_EVERY", default_value_t = 3600)]
+        snapshot_every: u64,
     },
     /// Apply pending database migrations and exit
     Migrate {
@@ -97,7 +100,7 @@ async fn open(db: &DatabaseArg) -> Result<Store> {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve { listen, db, demo } => serve(listen, &db, demo).await,
+        Command::Serve { listen, db, demo, snapshot_every } => serve(listen, &db, demo, snapshot_every).await,
         Command::Migrate { db } => {
             let store = open(&db).await?;
             // Store::open applied them; say what the database holds now.
@@ -112,7 +115,7 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-async fn serve(listen: SocketAddr, db: &DatabaseArg, demo: bool) -> Result<()> {
+async fn serve(listen: SocketAddr, db: &DatabaseArg, demo: bool, snapshot_every: u64) -> Result<()> {
     let store = open(db).await?;
     if demo && store.counts().await?.customers == 0 {
         let config = regulars_demo::DemoConfig::new(1, demo::DEFAULT_CUSTOMERS, Utc::now().date_naive());
@@ -130,10 +133,31 @@ async fn serve(listen: SocketAddr, db: &DatabaseArg, demo: bool) -> Result<()> {
     let address = listener.local_addr()?;
     println!("regulars: serving http://{address} on {} ({})", store.backend_name(), db.database);
     let state = AppState::new(store.clone(), system_clock());
+    let job = (snapshot_every > 0).then(|| tokio::spawn(snapshot_job(store.clone(), snapshot_every)));
     regulars_server::serve(listener, state, shutdown_signal()).await.context("serve HTTP")?;
+    if let Some(job) = job {
+        job.abort();
+    }
     store.close().await;
     eprintln!("regulars: stopped");
     Ok(())
+}
+
+/// Refreshes the analytics snapshot now and then every `every_seconds`.
+async fn snapshot_job(store: Store, every_seconds: u64) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(every_seconds));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match regulars_server::snapshot::refresh(&store, Utc::now()).await {
+            Ok(Some(r)) => eprintln!(
+                "regulars: analytics snapshot {} as of {}: {} customers, {} orders in {:.1} s",
+                r.snapshot_id, r.as_of, r.customers, r.orders, r.seconds
+            ),
+            Ok(None) => {}
+            Err(e) => eprintln!("regulars: analytics snapshot failed: {e}"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,6 +1,7 @@
 //! The HTTP API of Regulars (axum): routes, keys and roles, idempotency, problem documents,
 //! OpenAPI and metrics. Only this crate knows HTTP and the JSON wire shapes.
 
+mod analytics;
 pub mod auth;
 pub mod error;
 mod handlers;
@@ -9,6 +10,7 @@ pub mod json;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod snapshot;
 pub mod wire;
 
 use std::collections::HashSet;
@@ -76,6 +78,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/orders", post(record_order))
         .route("/api/v1/orders/{id}", get(get_order))
         .route("/api/v1/orders/{id}/refunds", post(refund_order).get(order_refunds))
+        .route("/api/v1/customers/{id}/predictions", get(analytics::predictions))
+        .route("/api/v1/analytics/summary", get(analytics::summary))
+        .route("/api/v1/analytics/metrics", get(analytics::metrics))
+        .route("/api/v1/analytics/cohorts", get(analytics::cohorts))
+        .route("/api/v1/analytics/segments", get(analytics::segments))
+        .route("/api/v1/analytics/at-risk", get(analytics::at_risk))
+        .route("/api/v1/analytics/snapshot", post(analytics::refresh))
         .route("/api/v1/keys", post(create_key).get(list_keys))
         .route("/api/v1/keys/{prefix}/revoke", post(revoke_key))
         .route_layer(from_fn_with_state(state.clone(), auth::authorize))

@@ -17,7 +17,7 @@ mod sqlite;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use prometheus_client::metrics::histogram::Histogram;
 use regulars_core::{
     Customer, CustomerDraft, CustomerId, CustomerPatch, Email, ExternalId, FieldError, ImportedOrder, Order,
@@ -135,6 +135,47 @@ pub struct StoreCounts {
     pub customers: i64,
     pub orders: i64,
     pub api_keys: i64,
+}
+
+/// One customer's figures in an analytics snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerFigures {
+    pub customer_id: CustomerId,
+    /// Repeat purchases.
+    pub frequency: u32,
+    pub total_spend_minor: i64,
+    pub last_purchase: NaiveDate,
+    pub probability_alive: Option<f64>,
+    /// Expected purchases over the snapshot's horizon.
+    pub expected_purchases: Option<f64>,
+    /// Expected average order value (minor units).
+    pub expected_value: Option<f64>,
+    /// Lifetime value over the snapshot's horizon (minor units).
+    pub clv: Option<f64>,
+    pub segment: String,
+    /// Recency, frequency and monetary scores, e.g. `"543"`.
+    pub rfm: String,
+    pub median_gap_days: Option<f64>,
+    pub overdue: bool,
+    /// What the shop stands to lose: (1 - probability alive) x total spend.
+    pub value_at_risk: f64,
+}
+
+/// A dated analytics snapshot: the whole report as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub id: i64,
+    pub computed_at: DateTime<Utc>,
+    pub as_of: NaiveDate,
+    pub report_json: String,
+}
+
+/// One order as the analytics see it: customer key, time, net amount (total less refunds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Purchase {
+    pub customer_key: i64,
+    pub placed_at: DateTime<Utc>,
+    pub net_minor: i64,
 }
 
 /// The store, on one of its backends.
@@ -377,6 +418,37 @@ impl Store {
     /// already stored are left alone, so importing the same file again changes nothing.
     pub async fn import_orders(&self, batch: Vec<ImportedOrder>, now: DateTime<Utc>) -> Result<ImportSummary> {
         write!(self, c => ops::import_orders(c, batch, now))
+    }
+
+    // ----- analytics snapshots -----
+
+    /// Every order as a purchase, by customer then time.
+    pub async fn purchases(&self) -> Result<Vec<Purchase>> {
+        read!(self, c => ops::purchases(c))
+    }
+
+    /// Stores a snapshot and its figures, keeping only this one and the one before.
+    pub async fn save_snapshot(
+        &self,
+        computed_at: DateTime<Utc>,
+        as_of: NaiveDate,
+        report_json: String,
+        figures: Vec<CustomerFigures>,
+    ) -> Result<i64> {
+        write!(self, c => async move { ops::save_snapshot(c, computed_at, as_of, &report_json, &figures).await })
+    }
+
+    pub async fn latest_snapshot(&self) -> Result<Option<Snapshot>> {
+        read!(self, c => ops::latest_snapshot(c))
+    }
+
+    pub async fn customer_figures(&self, snapshot_id: i64, customer: CustomerId) -> Result<Option<CustomerFigures>> {
+        read!(self, c => ops::customer_figures(c, snapshot_id, customer))
+    }
+
+    /// The customers with the most value at risk, most first.
+    pub async fn at_risk(&self, snapshot_id: i64, limit: u32) -> Result<Vec<CustomerFigures>> {
+        read!(self, c => ops::at_risk(c, snapshot_id, limit))
     }
 
     // ----- idempotency -----

@@ -5,8 +5,14 @@ use sqlx::{Connection, PgConnection, SqliteConnection};
 
 use crate::{Result, StoreError};
 
-const SQLITE: &[(u32, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
-const POSTGRES: &[(u32, &str)] = &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+const SQLITE: &[(u32, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../migrations/sqlite/0002_analytics.sql")),
+];
+const POSTGRES: &[(u32, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../migrations/postgres/0002_analytics.sql")),
+];
 
 const CREATE_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)";

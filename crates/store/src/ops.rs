@@ -25,6 +25,10 @@ pub(crate) fn from_micros(value: i64) -> Result<DateTime<Utc>> {
     DateTime::from_timestamp_micros(value).ok_or_else(|| corrupt(format!("timestamp {value} out of range")))
 }
 
+pub(crate) fn parse_date(value: &str) -> Result<NaiveDate> {
+    NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|e| corrupt(format!("date {value}: {e}")))
+}
+
 pub(crate) fn corrupt(message: impl Into<String>) -> StoreError {
     StoreError::Database(sqlx::Error::Decode(message.into().into()))
 }
@@ -888,6 +892,136 @@ macro_rules! define_ops {
                 out.push((refund, lines));
             }
             Ok(out)
+        }
+
+        // ----- analytics snapshots -----
+
+        pub(crate) async fn purchases(c: &mut $Conn) -> Result<Vec<crate::Purchase>> {
+            let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+                "SELECT customer_id, placed_at, total_minor - refunded_minor FROM orders ORDER BY customer_id, placed_at",
+            )
+            .fetch_all(&mut *c)
+            .await?;
+            rows.into_iter()
+                .map(|(customer_key, placed_at, net_minor)| {
+                    Ok(crate::Purchase { customer_key, placed_at: from_micros(placed_at)?, net_minor })
+                })
+                .collect()
+        }
+
+        pub(crate) async fn save_snapshot(
+            c: &mut $Conn,
+            computed_at: DateTime<Utc>,
+            as_of: chrono::NaiveDate,
+            report: &str,
+            figures: &[crate::CustomerFigures],
+        ) -> Result<i64> {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO analytics_snapshots (computed_at, as_of, report) VALUES ($1, $2, $3) RETURNING id",
+            )
+            .bind(micros(computed_at))
+            .bind(as_of.to_string())
+            .bind(report)
+            .fetch_one(&mut *c)
+            .await?;
+            for chunk in figures.chunks(ROWS_PER_INSERT) {
+                let mut q = QueryBuilder::<$Db>::new(
+                    "INSERT INTO customer_figures (snapshot_id, customer_id, frequency, total_spend_minor, last_purchase, \
+                     probability_alive, expected_purchases, expected_value, clv, segment, rfm, median_gap_days, overdue, \
+                     value_at_risk) ",
+                );
+                q.push_values(chunk, |mut b, f| {
+                    b.push_bind(id)
+                        .push_bind(f.customer_id.key())
+                        .push_bind(i64::from(f.frequency))
+                        .push_bind(f.total_spend_minor)
+                        .push_bind(f.last_purchase.to_string())
+                        .push_bind(f.probability_alive)
+                        .push_bind(f.expected_purchases)
+                        .push_bind(f.expected_value)
+                        .push_bind(f.clv)
+                        .push_bind(f.segment.clone())
+                        .push_bind(f.rfm.clone())
+                        .push_bind(f.median_gap_days)
+                        .push_bind(i64::from(f.overdue))
+                        .push_bind(f.value_at_risk);
+                });
+                q.build().execute(&mut *c).await?;
+            }
+            // Keep this snapshot and the one before it.
+            let keep_from: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(MIN(id), 0) FROM (SELECT id FROM analytics_snapshots ORDER BY id DESC LIMIT 2) AS latest",
+            )
+            .fetch_one(&mut *c)
+            .await?;
+            sqlx::query("DELETE FROM customer_figures WHERE snapshot_id < $1").bind(keep_from).execute(&mut *c).await?;
+            sqlx::query("DELETE FROM analytics_snapshots WHERE id < $1").bind(keep_from).execute(&mut *c).await?;
+            Ok(id)
+        }
+
+        pub(crate) async fn latest_snapshot(c: &mut $Conn) -> Result<Option<crate::Snapshot>> {
+            let row: Option<(i64, i64, String, String)> = sqlx::query_as(
+                "SELECT id, computed_at, as_of, report FROM analytics_snapshots ORDER BY id DESC LIMIT 1",
+            )
+            .fetch_optional(&mut *c)
+            .await?;
+            row.map(|(id, computed_at, as_of, report_json)| {
+                Ok(crate::Snapshot {
+                    id,
+                    computed_at: from_micros(computed_at)?,
+                    as_of: parse_date(&as_of)?,
+                    report_json,
+                })
+            })
+            .transpose()
+        }
+
+        fn figures_from_row(r: &DbRow) -> Result<crate::CustomerFigures> {
+            Ok(crate::CustomerFigures {
+                customer_id: CustomerId::from_key(r.try_get("customer_id")?),
+                frequency: r.try_get::<i64, _>("frequency")? as u32,
+                total_spend_minor: r.try_get("total_spend_minor")?,
+                last_purchase: parse_date(&r.try_get::<String, _>("last_purchase")?)?,
+                probability_alive: r.try_get("probability_alive")?,
+                expected_purchases: r.try_get("expected_purchases")?,
+                expected_value: r.try_get("expected_value")?,
+                clv: r.try_get("clv")?,
+                segment: r.try_get("segment")?,
+                rfm: r.try_get("rfm")?,
+                median_gap_days: r.try_get("median_gap_days")?,
+                overdue: r.try_get::<i64, _>("overdue")? != 0,
+                value_at_risk: r.try_get("value_at_risk")?,
+            })
+        }
+
+        const FIGURE_COLUMNS: &str = "customer_id, frequency, total_spend_minor, last_purchase, probability_alive, \
+             expected_purchases, expected_value, clv, segment, rfm, median_gap_days, overdue, value_at_risk";
+
+        pub(crate) async fn customer_figures(
+            c: &mut $Conn,
+            snapshot_id: i64,
+            customer: CustomerId,
+        ) -> Result<Option<crate::CustomerFigures>> {
+            let row = sqlx::query(&format!(
+                "SELECT {FIGURE_COLUMNS} FROM customer_figures WHERE snapshot_id = $1 AND customer_id = $2"
+            ))
+            .bind(snapshot_id)
+            .bind(customer.key())
+            .fetch_optional(&mut *c)
+            .await?;
+            row.as_ref().map(figures_from_row).transpose()
+        }
+
+        pub(crate) async fn at_risk(c: &mut $Conn, snapshot_id: i64, limit: u32) -> Result<Vec<crate::CustomerFigures>> {
+            let rows = sqlx::query(&format!(
+                "SELECT {FIGURE_COLUMNS} FROM customer_figures WHERE snapshot_id = $1 \
+                 ORDER BY value_at_risk DESC, customer_id LIMIT $2"
+            ))
+            .bind(snapshot_id)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *c)
+            .await?;
+            rows.iter().map(figures_from_row).collect()
         }
 
         // ----- idempotency -----

@@ -83,6 +83,7 @@ conformance!(
     api_keys_authenticate_until_revoked,
     erasure_keeps_orders_and_drops_personal_fields,
     migrations_apply_once,
+    snapshots_keep_the_latest_two,
 );
 
 async fn customers_round_trip_and_page(db: &TestDb) {
@@ -373,4 +374,48 @@ async fn migrations_apply_once(db: &TestDb) {
     let again = Store::open(&db.url).await.unwrap();
     assert!(again.migrate().await.unwrap().is_empty());
     again.close().await;
+}
+
+fn figures(customer: regulars_core::CustomerId, value_at_risk: f64) -> regulars_store::CustomerFigures {
+    regulars_store::CustomerFigures {
+        customer_id: customer,
+        frequency: 3,
+        total_spend_minor: 4200,
+        last_purchase: chrono::NaiveDate::from_ymd_opt(2026, 1, 2).unwrap(),
+        probability_alive: Some(0.5),
+        expected_purchases: Some(1.25),
+        expected_value: None,
+        clv: None,
+        segment: "at risk".into(),
+        rfm: "253".into(),
+        median_gap_days: Some(7.0),
+        overdue: true,
+        value_at_risk,
+    }
+}
+
+async fn snapshots_keep_the_latest_two(db: &TestDb) {
+    let s = &db.store;
+    let a = s.create_customer(customer("a"), at(1), None).await.unwrap();
+    let b = s.create_customer(customer("b"), at(1), None).await.unwrap();
+    s.record_order(order("o1", CustomerRef::Id(a.id), vec![line("TEA", 2, 300)]), at(2), None).await.unwrap();
+    let purchases = s.purchases().await.unwrap();
+    assert_eq!((purchases.len(), purchases[0].net_minor, purchases[0].placed_at), (1, 600, at(2)));
+    assert!(s.latest_snapshot().await.unwrap().is_none());
+    let as_of = chrono::NaiveDate::from_ymd_opt(2026, 1, 3).unwrap();
+    let first = s.save_snapshot(at(3), as_of, "{}".into(), vec![figures(a.id, 10.0)]).await.unwrap();
+    let second =
+        s.save_snapshot(at(4), as_of, "{}".into(), vec![figures(a.id, 10.0), figures(b.id, 30.0)]).await.unwrap();
+    let third =
+        s.save_snapshot(at(5), as_of, "{\"n\":3}".into(), vec![figures(a.id, 20.0), figures(b.id, 5.0)]).await.unwrap();
+    let latest = s.latest_snapshot().await.unwrap().unwrap();
+    assert_eq!(
+        (latest.id, latest.report_json.as_str(), latest.as_of, latest.computed_at),
+        (third, "{\"n\":3}", as_of, at(5))
+    );
+    let risk = s.at_risk(third, 10).await.unwrap();
+    assert_eq!(risk.iter().map(|f| f.customer_id).collect::<Vec<_>>(), [a.id, b.id]);
+    assert_eq!(risk[0], figures(a.id, 20.0));
+    assert_eq!(s.customer_figures(second, b.id).await.unwrap().unwrap().value_at_risk, 30.0);
+    assert!(s.customer_figures(first, a.id).await.unwrap().is_none(), "older snapshots are dropped");
 }
