@@ -5,6 +5,10 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use regulars_core::access::allows;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use regulars_store::ApiKey;
 
 use crate::AppState;
@@ -21,6 +25,35 @@ impl Caller {
     /// The scope of the caller's idempotency keys.
     pub fn scope(&self) -> String {
         self.key.id.to_string()
+    }
+}
+
+/// How long a key, once checked against the database, is trusted without asking again. Revoking a key
+/// through the API empties this cache at once; revoking it with `regulars keys revoke` from another
+/// process takes effect within this time.
+pub const KEY_CACHE_SECONDS: u64 = 10;
+
+/// Authenticated keys by the hash of their secret, with when they were checked.
+#[derive(Default)]
+pub struct KeyCache(Mutex<HashMap<String, (ApiKey, Instant)>>);
+
+impl KeyCache {
+    fn get(&self, secret: &str) -> Option<ApiKey> {
+        let map = self.0.lock().expect("key cache poisoned");
+        let (key, at) = map.get(&regulars_store::hash_secret(secret))?;
+        (at.elapsed() < Duration::from_secs(KEY_CACHE_SECONDS)).then(|| key.clone())
+    }
+
+    fn put(&self, secret: &str, key: &ApiKey) {
+        let mut map = self.0.lock().expect("key cache poisoned");
+        if map.len() > 10_000 {
+            map.clear();
+        }
+        map.insert(regulars_store::hash_secret(secret), (key.clone(), Instant::now()));
+    }
+
+    pub fn clear(&self) {
+        self.0.lock().expect("key cache poisoned").clear();
     }
 }
 
@@ -41,7 +74,15 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
         return ApiError::new(ErrorCode::Unauthorized, "send an API key as Authorization: Bearer <key>")
             .into_response();
     };
-    let key = match state.store.authenticate(secret).await {
+    let found = match state.key_cache.get(secret) {
+        Some(key) => Ok(Some(key)),
+        None => state.store.authenticate(secret).await.inspect(|found| {
+            if let Some(key) = found {
+                state.key_cache.put(secret, key);
+            }
+        }),
+    };
+    let key = match found {
         Ok(Some(key)) => key,
         Ok(None) => return ApiError::new(ErrorCode::Unauthorized, "the API key is unknown or revoked").into_response(),
         Err(e) => return ApiError::from(e).into_response(),

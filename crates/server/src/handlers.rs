@@ -299,5 +299,6 @@ pub async fn revoke_key(State(state): State<AppState>, Path(prefix): Path<String
         .revoke_api_key(&prefix, (state.clock)())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("API key {prefix:?}")))?;
+    state.key_cache.clear();
     Ok(ok(wire::api_key(&key)))
 }

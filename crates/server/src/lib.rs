@@ -44,6 +44,8 @@ pub struct Inner {
     pub metrics: metrics::Metrics,
     /// Idempotency keys whose first request is still running in this process.
     pub in_flight: Mutex<HashSet<(String, String)>>,
+    /// Recently authenticated keys (see `auth::KEY_CACHE_SECONDS`).
+    pub key_cache: auth::KeyCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -56,7 +58,13 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn new(store: Store, clock: Clock) -> AppState {
         let metrics = metrics::Metrics::new(store.commit_batch_sizes());
-        AppState(Arc::new(Inner { store, clock, metrics, in_flight: Mutex::new(HashSet::new()) }))
+        AppState(Arc::new(Inner {
+            store,
+            clock,
+            metrics,
+            in_flight: Mutex::new(HashSet::new()),
+            key_cache: auth::KeyCache::default(),
+        }))
     }
 }
 

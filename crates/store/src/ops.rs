@@ -489,28 +489,32 @@ macro_rules! define_ops {
         }
 
         pub(crate) async fn record_order(c: &mut $Conn, d: &OrderDraft, now: DateTime<Utc>) -> Result<(Order, bool)> {
-            if let Some(external_id) = &d.external_id {
-                if let Some(existing) = order_by_external_id(c, external_id.as_str()).await? {
-                    return Ok((existing, false));
-                }
-            }
+            // The insert below finds an existing order by its external id; this lookup comes first
+            // only when the customer cannot be found, so a replay still returns the order.
             let customer_key: Option<i64> = match &d.customer {
-                CustomerRef::Id(id) => sqlx::query_scalar("SELECT id FROM customers WHERE id = $1")
-                    .bind(id.key())
-                    .fetch_optional(&mut *c)
-                    .await?
-                    .ok_or_else(|| StoreError::not_found("customer_id", format!("customer {id}")))
-                    .map(Some)?,
-                CustomerRef::External(ext) => sqlx::query_scalar("SELECT id FROM customers WHERE external_id = $1")
-                    .bind(ext.as_str())
-                    .fetch_optional(&mut *c)
-                    .await?
-                    .ok_or_else(|| {
-                        StoreError::not_found("customer_external_id", format!("a customer with external id {ext:?}"))
-                    })
-                    .map(Some)?,
+                CustomerRef::Id(id) => {
+                    sqlx::query_scalar("SELECT id FROM customers WHERE id = $1").bind(id.key()).fetch_optional(&mut *c).await?
+                }
+                CustomerRef::External(ext) => {
+                    sqlx::query_scalar("SELECT id FROM customers WHERE external_id = $1")
+                        .bind(ext.as_str())
+                        .fetch_optional(&mut *c)
+                        .await?
+                }
             };
-            let customer_key = customer_key.expect("resolved above");
+            let Some(customer_key) = customer_key else {
+                if let Some(external_id) = &d.external_id {
+                    if let Some(existing) = order_by_external_id(c, external_id.as_str()).await? {
+                        return Ok((existing, false));
+                    }
+                }
+                return Err(match &d.customer {
+                    CustomerRef::Id(id) => StoreError::not_found("customer_id", format!("customer {id}")),
+                    CustomerRef::External(ext) => {
+                        StoreError::not_found("customer_external_id", format!("a customer with external id {ext:?}"))
+                    }
+                });
+            };
             let inserted: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO orders (external_id, customer_id, placed_at, currency, total_minor, recorded_at) \
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (external_id) DO NOTHING RETURNING id",
@@ -524,7 +528,7 @@ macro_rules! define_ops {
             .fetch_optional(&mut *c)
             .await?;
             let Some(order_key) = inserted else {
-                // Another writer recorded the same external id first (PostgreSQL, concurrent requests).
+                // Recorded before, or by a concurrent writer (PostgreSQL) that committed first.
                 let external_id = d.external_id.as_ref().expect("only external_id can conflict");
                 let existing = order_by_external_id(c, external_id.as_str()).await?;
                 return existing.map(|o| (o, false)).ok_or_else(|| StoreError::not_found("external_id", "order"));

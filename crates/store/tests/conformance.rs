@@ -360,6 +360,9 @@ async fn erasure_keeps_orders_and_drops_personal_fields(db: &TestDb) {
     assert_eq!(again.erased_at, Some(at(3)), "erasing twice keeps the first time");
     let orders = s.orders_of_customer(c.id, None, 10).await.unwrap();
     assert_eq!(orders[0].total_minor, 600);
+    let replay = order("o1", CustomerRef::External(ext("c1")), vec![line("TEA", 2, 300)]);
+    let (existing, created) = s.record_order(replay, at(5), None).await.unwrap();
+    assert_eq!((existing.id, created), (orders[0].id, false), "a retried order returns the existing one");
     assert!(
         s.find_customers(CustomerLookup::Email(Email::parse("e", "c1@example.com").unwrap()), 5)
             .await
