@@ -322,7 +322,6 @@ struct RangeReader {
     pos: u64,
     end: u64,
     read_total: Arc<AtomicU64>,
-    quote_seen: Arc<AtomicBool>,
 }
 
 impl Read for RangeReader {
@@ -338,19 +337,65 @@ impl Read for RangeReader {
             return Ok(0);
         }
         let n = self.file.read_at(&mut buf[..want], self.pos)?;
-        if buf[..n].contains(&b'"') {
-            self.quote_seen.store(true, Ordering::Relaxed);
-        }
         self.pos += n as u64;
         self.read_total.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
 
-/// The `order_id` of a generic CSV line (comma-separated, no quotes).
-fn order_id_field(line: &[u8], column: usize) -> &[u8] {
+/// The `order_id` of a generic CSV line, unquoted (lines passed [`line_is_simple`]; a quoted id holding a
+/// comma is compared by its part up to the comma, which can only move a cut, never split an order).
+fn order_id_field(line: &[u8], column: usize) -> Vec<u8> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    line.split(|&b| b == b',').nth(column).unwrap_or(b"")
+    let raw = line.split(|&b| b == b',').nth(column).unwrap_or(b"");
+    match raw.strip_prefix(b"\"") {
+        Some(inner) => {
+            let inner = inner.strip_suffix(b"\"").unwrap_or(inner);
+            String::from_utf8_lossy(inner).replace("\"\"", "\"").into_bytes()
+        }
+        None => raw.to_vec(),
+    }
+}
+
+/// Whether a line is whole CSV records on its own: every double quote opens a field, closes it, or is
+/// doubled inside it, and the line does not end inside a quoted field.
+fn line_is_simple(line: &[u8]) -> bool {
+    if !line.contains(&b'"') {
+        return true;
+    }
+    let mut i = 0;
+    let n = line.len();
+    loop {
+        // At the start of a field.
+        if i < n && line[i] == b'"' {
+            i += 1;
+            loop {
+                match line[i..].iter().position(|&b| b == b'"') {
+                    None => return false, // the line ends inside quotes
+                    Some(q) => {
+                        i += q + 1;
+                        if i < n && line[i] == b'"' {
+                            i += 1; // a doubled quote
+                        } else {
+                            break;
+                        }
+                    }
+                }
+            }
+            // After the closing quote: the end of the field.
+            match line.get(i) {
+                None | Some(b'\r') if i + 1 >= n => return true,
+                Some(b',') => i += 1,
+                _ => return false,
+            }
+        } else {
+            match line[i..].iter().position(|&b| b == b',' || b == b'"') {
+                None => return true,
+                Some(p) if line[i + p] == b',' => i += p + 1,
+                Some(_) => return false, // a quote inside an unquoted field
+            }
+        }
+    }
 }
 
 /// The first order boundary at or after `from`: the start of a non-empty line whose order id differs from
@@ -384,8 +429,8 @@ fn boundary_after(file: &File, from: u64, size: u64, column: usize) -> std::io::
             }
             let key = order_id_field(line, column);
             match &first_key {
-                None => first_key = Some(key.to_vec()),
-                Some(k) if k.as_slice() != key => return Ok(Some(absolute)),
+                None => first_key = Some(key),
+                Some(k) if *k != key => return Ok(Some(absolute)),
                 Some(_) => {}
             }
         }
@@ -393,6 +438,44 @@ fn boundary_after(file: &File, from: u64, size: u64, column: usize) -> std::io::
         carry_start += line_start as u64;
     }
     Ok(None)
+}
+
+/// Counts the line breaks of `file[start..end]`; `None` when a line is not whole records.
+fn check_range(file: &File, start: u64, end: u64) -> std::io::Result<Option<u64>> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut carry: Vec<u8> = Vec::new();
+    let mut pos = start;
+    let mut lines = 0u64;
+    while pos < end {
+        let want = ((end - pos) as usize).min(buf.len());
+        let n = file.read_at(&mut buf[..want], pos)?;
+        if n == 0 {
+            break;
+        }
+        pos += n as u64;
+        let data = &buf[..n];
+        lines += data.iter().filter(|&&b| b == b'\n').count() as u64;
+        if !data.contains(&b'"') && !carry.contains(&b'"') {
+            // No quote: every line is simple. Keep only the unfinished last line.
+            if let Some(last) = data.iter().rposition(|&b| b == b'\n') {
+                carry.clear();
+                carry.extend_from_slice(&data[last + 1..]);
+            } else {
+                carry.extend_from_slice(data);
+            }
+            continue;
+        }
+        carry.extend_from_slice(data);
+        let mut line_start = 0;
+        while let Some(nl) = carry[line_start..].iter().position(|&b| b == b'\n') {
+            if !line_is_simple(&carry[line_start..line_start + nl]) {
+                return Ok(None);
+            }
+            line_start += nl + 1;
+        }
+        carry.drain(..line_start);
+    }
+    Ok(line_is_simple(&carry).then_some(lines))
 }
 
 const PARALLEL_MIN_BYTES: u64 = 32 << 20;
@@ -455,9 +538,19 @@ fn load_parallel(path: &Path, options: &ReadOptions, log_options: LogOptions) ->
     let options = &ReadOptions { slash_date_order: Some(detected.slash_date_order), ..options.clone() };
     let file = Arc::new(file);
     let read_total = Arc::new(AtomicU64::new(0));
-    let quote_seen = Arc::new(AtomicBool::new(false));
-    let bar = progress_bar(Some(size));
     let ranges: Vec<(u64, u64)> = cuts.windows(2).map(|w| (w[0], w[1])).collect();
+    // Every line must be whole records (no line break inside quotes), else the cuts may split a row.
+    // The same pass counts lines, for the line numbers of rejects.
+    let checked: Vec<Option<u64>> =
+        ranges.par_iter().map(|&(start, end)| check_range(&file, start, end)).collect::<std::io::Result<_>>()?;
+    let mut line_offsets = Vec::with_capacity(ranges.len());
+    let mut before = 1u64; // the header line
+    for lines in &checked {
+        let Some(lines) = lines else { return Ok(None) };
+        line_offsets.push(before);
+        before += lines;
+    }
+    let bar = progress_bar(Some(size));
     type PartResult = Result<(Batch, u64, u64, u64, Rejects)>;
     let watcher = {
         let bar = bar.clone();
@@ -482,15 +575,11 @@ fn load_parallel(path: &Path, options: &ReadOptions, log_options: LogOptions) ->
                 pos: start,
                 end,
                 read_total: read_total.clone(),
-                quote_seen: quote_seen.clone(),
             };
             let mut reader = OrderReader::from_reader(input, options)?;
             let mut batch = Batch::default();
             let mut rejects = Rejects::default();
             for item in &mut reader {
-                if quote_seen.load(Ordering::Relaxed) {
-                    break;
-                }
                 match item {
                     Ok(order) => batch.add(&order),
                     Err(rejected) => rejects.add(rejected),
@@ -503,36 +592,6 @@ fn load_parallel(path: &Path, options: &ReadOptions, log_options: LogOptions) ->
     watcher.0.store(true, Ordering::Relaxed);
     let _ = watcher.1.join();
     bar.finish_and_clear();
-    if quote_seen.load(Ordering::Relaxed) {
-        return Ok(None);
-    }
-    // Line numbers of rejects: each range's reader counts from its own header line.
-    let mut line_offsets = Vec::with_capacity(ranges.len());
-    {
-        let lines_before: Vec<u64> = ranges
-            .par_iter()
-            .map(|&(start, end)| -> std::io::Result<u64> {
-                let mut buf = vec![0u8; 1 << 20];
-                let mut pos = start;
-                let mut count = 0u64;
-                while pos < end {
-                    let want = ((end - pos) as usize).min(buf.len());
-                    let n = file.read_at(&mut buf[..want], pos)?;
-                    if n == 0 {
-                        break;
-                    }
-                    count += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
-                    pos += n as u64;
-                }
-                Ok(count)
-            })
-            .collect::<std::io::Result<_>>()?;
-        let mut before = 1u64; // the header line
-        for count in lines_before {
-            line_offsets.push(before);
-            before += count;
-        }
-    }
     let mut builder = TransactionLogBuilder::new(log_options);
     let mut loaded_rejects = Rejects::default();
     let (mut rows, mut orders, mut skipped) = (0, 0, 0);
