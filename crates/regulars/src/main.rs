@@ -1,6 +1,7 @@
 //! `regulars`: the command line. Parses flags (each also read from a `REGULARS_*` variable),
 //! wires the crates together, and reports. `anyhow` lives here and nowhere else.
 
+mod analyze;
 mod demo;
 mod import;
 
@@ -55,6 +56,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Import orders, customers and refunds from an export file (.csv or .csv.gz)
     Import(import::ImportArgs),
+    /// Analyse an export file without a server: models, cohorts, RFM, CLV; terminal, JSON, CSV, HTML
+    Analyze(analyze::AnalyzeArgs),
     /// Manage API keys
     Keys {
         #[command(subcommand)]
@@ -111,6 +114,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Import(args) => import::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Analyze(args) => analyze::run(args),
         Command::Keys { command } => keys(command).await,
     }
 }
