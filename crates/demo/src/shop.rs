@@ -2,7 +2,7 @@
 //! customers stream in bounded memory.
 //!
 //! Who buys what, and when:
-//! - **Regulars** (`regular_share`, 8 % by default) keep a weekly rhythm: one to five fixed weekdays (say Monday
+//! - **Regulars** (`regular_share`, 4 % by default) keep a weekly rhythm: one to five fixed weekdays (say Monday
 //!   and Friday), a usual time (a commuter at 7:40, a lunch regular at 12:30, give or take a quarter of an
 //!   hour), a usual order (a flat white and a croissant), and they come on 80-95 % of their days. A quarter of
 //!   them stop coming at some point: churned regulars.
@@ -54,7 +54,7 @@ pub struct DemoConfig {
 }
 
 impl DemoConfig {
-    /// 18 months up to `end`, in euros, in Berlin, 8 % regulars, 3 % of orders refunded.
+    /// 18 months up to `end`, in euros, in Berlin, 4 % regulars, 3 % of orders refunded.
     pub fn new(seed: u64, customers: u64, end: NaiveDate) -> Self {
         DemoConfig {
             seed,
@@ -63,7 +63,7 @@ impl DemoConfig {
             history_days: 548,
             currency: Currency::parse("currency", "EUR").expect("EUR is a currency"),
             shop_time_zone: chrono_tz::Europe::Berlin,
-            regular_share: 0.08,
+            regular_share: 0.04,
             refund_share: 0.03,
         }
     }

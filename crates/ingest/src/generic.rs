@@ -111,8 +111,7 @@ impl<W: Write> GenericCsvWriter<W> {
             let product = imported.products.iter().find(|p| p.sku == line.sku);
             w.write_field(line.name.as_deref().or(product.map(|p| p.name.as_str())).unwrap_or("")).map_err(into_io)?;
             w.write_field(product.and_then(|p| p.category.as_deref()).unwrap_or("")).map_err(into_io)?;
-            self.buf.clear();
-            self.buf.push_str(itoa_u32(line.quantity.get()).as_str());
+            integer(&mut self.buf, line.quantity.get());
             w.write_field(&self.buf).map_err(into_io)?;
             major(&mut self.buf, line.unit_price_minor, currency);
             w.write_field(&self.buf).map_err(into_io)?;
@@ -134,7 +133,8 @@ impl<W: Write> GenericCsvWriter<W> {
                 w.write_field("").map_err(into_io)?;
                 w.write_field("").map_err(into_io)?;
             } else {
-                w.write_field(itoa_u32(refunded_quantity).as_str()).map_err(into_io)?;
+                integer(&mut self.buf, refunded_quantity);
+                w.write_field(&self.buf).map_err(into_io)?;
                 w.write_field(refunded_at.map(timestamp).unwrap_or_default()).map_err(into_io)?;
             }
             w.write_record(None::<&[u8]>).map_err(into_io)?;
@@ -160,8 +160,10 @@ pub(crate) fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-fn itoa_u32(n: u32) -> String {
-    n.to_string()
+fn integer(buf: &mut String, n: u32) {
+    use std::fmt::Write as _;
+    buf.clear();
+    let _ = write!(buf, "{n}");
 }
 
 /// Writes `minor` in major units with the currency's number of decimals (`1250` EUR → `12.50`).

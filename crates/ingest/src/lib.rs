@@ -17,7 +17,7 @@
 //! ```
 //!
 //! Formats: [`generic`] (what `regulars demo --csv` writes), [`Format::Cdnow`], [`Format::Shopify`],
-//! [`Format::WooCommerce`], [`Format::Stripe`], and [column mappings](format) for anything else; see each
+//! [`Format::WooCommerce`], [`Format::Stripe`], and [column mappings](mod@format) for anything else; see each
 //! reader's module documentation for how its rows become orders. Dates: [`dates`]. Delimiters are sniffed
 //! from the header ([`detect`]).
 //!

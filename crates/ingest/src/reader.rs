@@ -72,8 +72,9 @@ impl fmt::Display for Detected {
 /// Streams [`ImportedOrder`]s out of an export, or a [`Rejected`] for each order that cannot be read.
 ///
 /// The iterator ends at the end of the file, or at the first error that makes the rest of the file
-/// unreadable (a truncated `.gz`, a disk error): that error is yielded as a [`Rejected`] for its line and also
-/// returned by [`OrderReader::finish`], which callers should always call.
+/// unreadable (a truncated `.gz`, a disk error): that error is yielded as a [`Rejected`] at the first line of
+/// the order being read when it happened (that order is not yielded, it may be incomplete) and also returned
+/// by [`OrderReader::finish`], which callers should always call.
 pub struct OrderReader {
     records: Records,
     assembler: Box<dyn Assemble>,
@@ -217,8 +218,13 @@ impl OrderReader {
                 self.done = true;
             }
             Err(RecordError::Fatal { line_number, error }) => {
-                self.close_order();
-                self.pending.push_back(Err(Rejected { line_number, reason: error.to_string() }));
+                // The order being assembled may have lost rows to the damage: it is not imported, and the
+                // rejection points at its first line.
+                let line_number = if self.in_order { self.current_line } else { line_number };
+                self.in_order = false;
+                self.failed = None;
+                let reason = format!("cannot read the file from this order on: {error}");
+                self.pending.push_back(Err(Rejected { line_number, reason }));
                 self.fatal = Some(error);
                 self.done = true;
             }

@@ -349,3 +349,17 @@ fn naive_times_use_the_chosen_time_zone() {
     let result = read_with(&fixture("woocommerce_orders.csv"), &options);
     assert_eq!(result.orders[0].order.placed_at.to_rfc3339(), "2025-03-01T11:00:00+00:00");
 }
+
+#[test]
+fn a_truncated_gzip_stops_with_an_error_after_the_orders_before_it() {
+    let gz = gzip(&testdata("cdnow/CDNOW_master.txt"));
+    let bytes = std::fs::read(&gz.0).unwrap();
+    let truncated = tempfile_path::TempPath::new("truncated.txt.gz");
+    std::fs::write(&truncated.0, &bytes[..bytes.len() / 2]).unwrap();
+    let mut reader = OrderReader::open(&truncated.0, &ReadOptions::default()).unwrap();
+    let items: Vec<Result<ImportedOrder, Rejected>> = (&mut reader).collect();
+    let (last, before) = items.split_last().unwrap();
+    assert!(before.len() > 10_000 && before.iter().all(Result::is_ok), "the orders before the damage are read");
+    assert!(last.is_err(), "the damage is reported as a rejection too");
+    assert!(reader.finish().is_err(), "and finish() returns the error");
+}
