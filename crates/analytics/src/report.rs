@@ -485,7 +485,16 @@ pub fn analyze(log: &TransactionLog, options: &AnalyzeOptions, as_of: NaiveDate)
                 table.expected_purchases = expected.into_iter().map(Some).collect();
                 table.probability_alive = alive.into_iter().map(Some).collect();
             }
-            Err(e) => notes.push(format!("{}: per-customer predictions: {e}", model.name())),
+            Err(e) => {
+                notes.push(format!("{}: per-customer predictions: {e}", model.name()));
+                // P(alive) does not need the horizon part that may have failed; keep it per customer.
+                table.probability_alive = (0..n)
+                    .map(|i| {
+                        let (x, t_x, age) = (summaries.frequency[i] as f64, summaries.recency[i], summaries.age[i]);
+                        model.probability_alive(x, t_x, age).ok().filter(|p| p.is_finite())
+                    })
+                    .collect();
+            }
         }
     }
     let mut clv_report = None;

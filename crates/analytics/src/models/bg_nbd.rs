@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::data::{BtydData, Fitted, fit_positive_parameters, warm_start};
 use super::{BgNbdParams, PurchaseModel};
 use crate::error::{AnalyticsError, Result};
-use crate::special::{Real, ln_beta, ln_gamma, ln_hyp2f1, softplus};
+use crate::special::{Real, ln_abs_hyp2f1_with_sign, ln_beta, ln_gamma, softplus};
 
 /// A BG/NBD model.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -98,11 +98,27 @@ fn log_death_odds(p: &BgNbdParams, x: f64, t_x: f64, age: f64, denominator: f64)
     p.a.ln() - denominator.ln() + (p.r + x) * ((p.alpha + age).ln() - (p.alpha + t_x).ln())
 }
 
+/// 1 − e^log_factor · 2F1(a, b; c; z), formed without cancellation when the product is near 1.
+///
+/// c may be negative (BG/NBD with a + b < 1 gives c = a + b − 1 for x = 0 and the population
+/// expectation), where 2F1 can be negative; then the bracket is 1 + e^log_factor |2F1|.
+fn one_minus_scaled_hyp2f1(log_factor: f64, a: f64, b: f64, c: f64, z: f64) -> Result<f64> {
+    let (ln_abs, sign) = ln_abs_hyp2f1_with_sign(a, b, c, z)?;
+    let log_term = log_factor + ln_abs;
+    Ok(if sign > 0.0 {
+        -log_term.exp_m1()
+    } else if sign < 0.0 {
+        1.0 + log_term.exp()
+    } else {
+        1.0
+    })
+}
+
 /// (1 − ((α+T)/(α+T+t))^(r+x) 2F1(r+x, b'; c; t/(α+T+t))) / (a − 1), formed without cancellation.
 fn bracket_over_a_minus_1(p: &BgNbdParams, t: f64, x: f64, age: f64, b_hyp: f64, c_hyp: f64) -> Result<f64> {
     let z = t / (p.alpha + age + t);
-    let log_term = (p.r + x) * ((p.alpha + age).ln() - (p.alpha + age + t).ln()) + ln_hyp2f1(p.r + x, b_hyp, c_hyp, z)?;
-    let bracket = -log_term.exp_m1();
+    let log_factor = (p.r + x) * ((p.alpha + age).ln() - (p.alpha + age + t).ln());
+    let bracket = one_minus_scaled_hyp2f1(log_factor, p.r + x, b_hyp, c_hyp, z)?;
     Ok(bracket / (p.a - 1.0))
 }
 
@@ -192,8 +208,8 @@ impl PurchaseModel for BgNbd {
         }
         let c = p.a + p.b - 1.0;
         let z = t / (p.alpha + t);
-        let log_term = p.r * (p.alpha / (p.alpha + t)).ln() + ln_hyp2f1(p.r, p.b, c, z)?;
-        finite_non_negative("bg/nbd E[X(t)]", c / (p.a - 1.0) * -log_term.exp_m1())
+        let bracket = one_minus_scaled_hyp2f1(p.r * (p.alpha / (p.alpha + t)).ln(), p.r, p.b, c, z)?;
+        finite_non_negative("bg/nbd E[X(t)]", c / (p.a - 1.0) * bracket)
     }
 }
 
@@ -249,8 +265,8 @@ impl PurchaseModel for MbgNbd {
             return Ok(0.0);
         }
         let z = t / (p.alpha + t);
-        let log_term = p.r * (p.alpha / (p.alpha + t)).ln() + ln_hyp2f1(p.r, p.b + 1.0, p.a + p.b, z)?;
-        finite_non_negative("mbg/nbd E[X(t)]", p.b / (p.a - 1.0) * -log_term.exp_m1())
+        let bracket = one_minus_scaled_hyp2f1(p.r * (p.alpha / (p.alpha + t)).ln(), p.r, p.b + 1.0, p.a + p.b, z)?;
+        finite_non_negative("mbg/nbd E[X(t)]", p.b / (p.a - 1.0) * bracket)
     }
 }
 
@@ -274,6 +290,58 @@ mod tests {
         let mean: f64 = (0..400).map(|n| n as f64 * model.probability_of_purchases(n, 39.0).unwrap()).sum();
         let expected = model.expected_purchases_population(39.0).unwrap();
         assert!((mean - expected).abs() < 1e-4, "{mean} vs {expected}");
+    }
+
+    /// BG/NBD fitted on the demo shop with a + b < 1, so 2F1(r, b; a + b − 1; z) has c < 0 for x = 0.
+    fn demo_shop_model() -> BgNbd {
+        BgNbd::new(BgNbdParams { r: 0.1894811857454989, alpha: 0.6176, a: 0.13734514195852055, b: 0.7550061089619886 })
+            .unwrap()
+    }
+
+    #[test]
+    #[allow(clippy::excessive_precision)] // reference values keep the digits mpmath printed
+    fn conditional_expectation_with_a_plus_b_below_one_matches_lifetimes() {
+        // Reference: lifetimes' conditional_expected_number_of_purchases_up_to_time,
+        // (a+b+x−1)/(a−1) · (1 − ((α+T)/(α+T+t))^(r+x) 2F1(r+x, b+x; a+b+x−1; t/(α+T+t)))
+        //   / (1 + [x > 0] a/(b+x−1) ((α+T)/(α+t_x))^(r+x)),
+        // evaluated with Python mpmath 1.3.0 at 40 digits; (t, x, t_x, T, expected).
+        let model = demo_shop_model();
+        let cases = [
+            (30.0, 0.0, 0.0, 20.0, 0.2520511029475907),
+            (365.0, 0.0, 0.0, 5.0, 7.4571875458528423),
+            (30.0, 2.0, 10.0, 20.0, 2.2128145969226635),
+        ];
+        for (t, x, t_x, age, reference) in cases {
+            let e = model.expected_purchases(t, x, t_x, age).unwrap();
+            assert!(e.is_finite() && e > 0.0, "{e}");
+            assert!((e - reference).abs() <= 1e-12 * reference, "E[X({t}) | {x}, {t_x}, {age}] = {e} vs {reference}");
+        }
+        // Same formula without conditioning (x = 0, T = 0): (a+b−1)/(a−1) (1 − (α/(α+t))^r 2F1(r, b; a+b−1; t/(α+t))).
+        for (t, reference) in [(30.0, 5.7932865678119556), (365.0, 50.295642735258967)] {
+            let e = model.expected_purchases_population(t).unwrap();
+            assert!((e - reference).abs() <= 1e-12 * reference, "E[X({t})] = {e} vs {reference}");
+        }
+    }
+
+    #[test]
+    fn zero_frequency_customers_with_a_plus_b_below_one_are_finite_and_positive() {
+        let model = demo_shop_model();
+        let mut previous = 0.0;
+        for age in [0.0, 0.5, 3.0, 40.0, 400.0] {
+            for t in [0.1, 1.0, 30.0, 365.0, 5000.0] {
+                let e = model.expected_purchases(t, 0.0, 0.0, age).unwrap();
+                assert!(e.is_finite() && e > 0.0, "t={t}, T={age}: {e}");
+                if age == 0.0 {
+                    assert!(e > previous, "grows with the horizon");
+                    previous = e;
+                }
+            }
+        }
+        let (expected, alive) =
+            crate::models::expected_purchases_bulk(&model, 30.0, &[0, 0, 3], &[0.0, 0.0, 12.0], &[5.0, 80.0, 80.0])
+                .unwrap();
+        assert!(expected.iter().all(|e| e.is_finite() && *e > 0.0), "{expected:?}");
+        assert_eq!(alive[0], 1.0);
     }
 
     #[test]
