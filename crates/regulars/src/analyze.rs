@@ -774,31 +774,20 @@ fn render_summary(
         models.fitted_through.map(|d| d.to_string()).unwrap_or_default()
     );
     let converged = |c: bool| if c { "converged" } else { "NOT converged" };
-    if let Some(f) = &models.bg_nbd {
-        let p = &f.params;
-        let _ = writeln!(
-            s,
-            "  BG/NBD      r={:.4} alpha={:.4} a={:.4} b={:.4}  LL={:.2}  {}",
-            p.r,
-            p.alpha,
-            p.a,
-            p.b,
-            f.log_likelihood,
-            converged(f.diagnostics.converged)
-        );
-    }
-    if let Some(f) = &models.mbg_nbd {
-        let p = &f.params;
-        let _ = writeln!(
-            s,
-            "  MBG/NBD     r={:.4} alpha={:.4} a={:.4} b={:.4}  LL={:.2}  {}",
-            p.r,
-            p.alpha,
-            p.a,
-            p.b,
-            f.log_likelihood,
-            converged(f.diagnostics.converged)
-        );
+    for (name, fit) in [("BG/NBD ", &models.bg_nbd), ("MBG/NBD", &models.mbg_nbd)] {
+        if let Some(f) = fit {
+            let p = &f.params;
+            let _ = writeln!(
+                s,
+                "  {name}     r={:.4} alpha={:.4} a={:.4} b={:.4}  LL={:.2}  {}",
+                p.r,
+                p.alpha,
+                p.a,
+                p.b,
+                f.log_likelihood,
+                converged(f.diagnostics.converged)
+            );
+        }
     }
     if let Some(f) = &models.pareto_nbd {
         let p = &f.params;
