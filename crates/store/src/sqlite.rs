@@ -117,13 +117,18 @@ async fn run_batch(
 ) -> Result<(), sqlx::Error> {
     let outcome = async {
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        let mut open = false;
         for job in batch.drain(..) {
-            sqlx::query("SAVEPOINT job").execute(&mut *conn).await?;
+            // One round trip per job: the release of the previous savepoint and the next one together.
+            sqlx::query(if open { "RELEASE job; SAVEPOINT job" } else { "SAVEPOINT job" }).execute(&mut *conn).await?;
+            open = true;
             let (ok, deliver) = job(conn).await;
             deliveries.push(deliver);
             if !ok {
                 sqlx::query("ROLLBACK TO job").execute(&mut *conn).await?;
             }
+        }
+        if open {
             sqlx::query("RELEASE job").execute(&mut *conn).await?;
         }
         sqlx::query("COMMIT").execute(&mut *conn).await?;
