@@ -201,11 +201,8 @@ async fn a_replay_while_the_first_request_runs_is_409() {
     let app = TestApp::spawn().await;
     customer(&app, "c1").await;
     // Hold SQLite's write lock from another connection, so the first request waits in the writer.
-    let mut blocker = {
-        use sqlx::Connection;
-        sqlx::SqliteConnection::connect(&app.db.url).await.unwrap()
-    };
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut blocker).await.unwrap();
+    let blocker = rusqlite::Connection::open(app.db.url.strip_prefix("sqlite://").unwrap()).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
     let body = order_body("pos-1", "c1").to_string();
     let first = {
         let (client, url, key, body) =
@@ -227,7 +224,7 @@ async fn a_replay_while_the_first_request_runs_is_409() {
     let (status, text) = app.raw(&app.owner_key, "POST", "/api/v1/orders", Some(body.clone()), Some("slow")).await;
     assert_eq!(status, 409, "{text}");
     assert!(text.contains("idempotency_key_in_flight"));
-    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    blocker.execute_batch("ROLLBACK").unwrap();
     assert_eq!(first.await.unwrap(), 201);
     let (status, _) = app.raw(&app.owner_key, "POST", "/api/v1/orders", Some(body), Some("slow")).await;
     assert_eq!(status, 201, "after the first finished, the replay returns its response");

@@ -1,14 +1,15 @@
 //! The store: everything Regulars keeps, behind one interface with two backends.
 //!
-//! - **SQLite** (the embedded default): one file in WAL mode with `synchronous=FULL`. All writes go
-//!   through one writer task that runs queued writes back to back inside one transaction and commits
+//! - **SQLite** (the embedded default, on rusqlite): one file in WAL mode with `synchronous=FULL`. All
+//!   writes go through one writer thread that runs queued writes back to back inside one transaction and commits
 //!   them together (group commit: many requests, one fsync). Reads use a small pool of connections.
-//! - **PostgreSQL**: every write is its own transaction on a pooled connection.
+//! - **PostgreSQL** (on sqlx): every write is its own transaction on a pooled connection.
 //!
-//! The SQL of each operation is written once (`ops.rs`) and compiled for both backends, so they
-//! cannot drift; the conformance suite (`tests/conformance.rs`) runs the same tests against both.
+//! The SQL of each operation is written once (`ops.rs`) against one small connection API (`db.rs`)
+//! and compiled for both backends, so they cannot drift; the conformance suite (`tests/conformance.rs`) runs the same tests against both.
 //! Only this crate knows SQL. A write is acknowledged only after its transaction has committed.
 
+mod db;
 mod keys;
 mod migrate;
 mod ops;
@@ -44,25 +45,34 @@ pub enum StoreError {
     /// The URL names no backend this program knows.
     #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
-    #[error("migration {version} failed: {source}")]
-    Migration { version: u32, source: sqlx::Error },
+    #[error("migration {version} failed: {reason}")]
+    Migration { version: u32, reason: String },
     #[error("the database is newer than this program (schema version {found}, this program knows {known})")]
     SchemaTooNew { found: i64, known: u32 },
     /// The writer stopped (the server is shutting down or the database failed).
     #[error("the store is shutting down")]
     Closed,
+    /// A stored value or a result does not have the shape this program wrote.
+    #[error("the database holds something unexpected: {0}")]
+    Corrupt(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
 }
 
 impl StoreError {
     /// The database cannot be reached right now (as opposed to a request it refused).
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
+        use rusqlite::ErrorCode::{CannotOpen, DatabaseBusy, DatabaseLocked, DiskFull, SystemIoFailure};
+        match self {
             StoreError::Closed
-                | StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
-        )
+            | StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => true,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                matches!(e.code, CannotOpen | DatabaseBusy | DatabaseLocked | DiskFull | SystemIoFailure)
+            }
+            _ => false,
+        }
     }
 
     pub(crate) fn not_found(field: &str, what: impl Into<String>) -> Self {
@@ -227,7 +237,7 @@ macro_rules! read {
                 #[allow(unused_imports)]
                 use crate::ops::sqlite as ops;
                 let mut conn = s.reader().await?;
-                let $c = &mut *conn;
+                let $c: &mut crate::db::SqliteConn = &mut *conn;
                 $body.await
             }
             Backend::Postgres(p) => {
@@ -286,12 +296,12 @@ impl Store {
     pub async fn migrate(&self) -> Result<Vec<u32>> {
         match &self.backend {
             Backend::Sqlite(s) => {
-                let mut c = s.writer_for_migrations().await?;
-                migrate::apply_sqlite(&mut c).await
+                let mut c = s.writer_for_migrations()?;
+                crate::db::run_ready(migrate::apply(&mut c, migrate::SQLITE, migrate::SQLITE_BEGIN))
             }
             Backend::Postgres(p) => {
                 let mut c = p.pool.acquire().await?;
-                migrate::apply_postgres(&mut c).await
+                migrate::apply(&mut *c, migrate::POSTGRES, migrate::POSTGRES_BEGIN).await
             }
         }
     }
@@ -417,14 +427,24 @@ impl Store {
     /// Records imported orders, creating missing customers and products. Orders whose external id is
     /// already stored are left alone, so importing the same file again changes nothing.
     pub async fn import_orders(&self, batch: Vec<ImportedOrder>, now: DateTime<Utc>) -> Result<ImportSummary> {
-        write!(self, c => ops::import_orders(c, batch, now))
+        // The batch is freed here, not on the SQLite writer thread, which has better things to do.
+        let batch = Arc::new(batch);
+        let shared = batch.clone();
+        write!(self, c => async move { ops::import_orders(c, &shared, now).await })
     }
 
     // ----- analytics snapshots -----
 
     /// Every order as a purchase, by customer then time.
     pub async fn purchases(&self) -> Result<Vec<Purchase>> {
-        read!(self, c => ops::purchases(c))
+        match &self.backend {
+            // Millions of rows: let the runtime move its other tasks off this thread meanwhile.
+            Backend::Sqlite(s) => {
+                let mut conn = s.reader().await?;
+                sqlite::blocking(|| db::run_ready(ops::sqlite::purchases(&mut conn)))
+            }
+            Backend::Postgres(_) => read!(self, c => ops::purchases(c)),
+        }
     }
 
     /// Stores a snapshot and its figures, keeping only this one and the one before.

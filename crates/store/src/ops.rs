@@ -1,7 +1,8 @@
 //! The SQL of every store operation, written once and compiled for both backends.
 //!
-//! `define_ops!` expands to the same functions for SQLite and PostgreSQL connections; the SQL is
-//! the common subset of both dialects (`$n` parameters, `ON CONFLICT`, `RETURNING`). Times are
+//! `define_ops!` expands to the same functions for SQLite and PostgreSQL connections (both speak
+//! `db::Db`); the SQL is the common subset of both dialects (`$n` parameters, `ON CONFLICT`,
+//! `RETURNING`). Times are
 //! stored as microseconds since the Unix epoch, money as integer minor units.
 
 use std::collections::BTreeMap;
@@ -30,7 +31,7 @@ pub(crate) fn parse_date(value: &str) -> Result<NaiveDate> {
 }
 
 pub(crate) fn corrupt(message: impl Into<String>) -> StoreError {
-    StoreError::Database(sqlx::Error::Decode(message.into().into()))
+    StoreError::Corrupt(message.into())
 }
 
 /// Values were checked before they were stored; a value that no longer parses means the file was edited.
@@ -116,7 +117,7 @@ pub(crate) const CUSTOMER_COLUMNS: &str = "id, external_id, email, phone, name, 
      consent_marketing, consent_recorded_at, consent_source, attributes, first_seen_at, erased_at";
 
 macro_rules! define_ops {
-    ($Db:ty, $Conn:ty) => {
+    ($Conn:ty) => {
         use std::collections::{HashMap, HashSet};
 
         use chrono::{DateTime, Utc};
@@ -125,111 +126,88 @@ macro_rules! define_ops {
             Customer, CustomerDraft, CustomerId, CustomerPatch, ImportedOrder, Order, OrderDraft, OrderId, Product,
             ProductDraft, ProductId, Refund, RefundDraft, RefundId, Role, Sku, plan_refund,
         };
-        use sqlx::{QueryBuilder, Row};
 
+        use crate::db::{Db, Query, Row};
         use crate::keys::ApiKey;
         use crate::ops::*;
         use crate::{CustomerExport, CustomerLookup, ImportSummary, Result, StoreCounts, StoreError, StoredResponse};
 
-        type DbRow = <$Db as sqlx::Database>::Row;
-
-        fn customer_from_row(r: &DbRow) -> Result<Customer> {
+        fn customer_from_row(r: &Row) -> Result<Customer> {
             customer_from_columns(
-                r.try_get("id")?,
-                r.try_get("external_id")?,
-                r.try_get("email")?,
-                r.try_get("phone")?,
-                r.try_get("name")?,
-                r.try_get("birthday")?,
-                r.try_get("locale")?,
-                r.try_get("time_zone")?,
-                r.try_get("consent_marketing")?,
-                r.try_get("consent_recorded_at")?,
-                r.try_get("consent_source")?,
-                r.try_get("attributes")?,
-                r.try_get("first_seen_at")?,
-                r.try_get("erased_at")?,
+                r.get("id")?,
+                r.get("external_id")?,
+                r.get("email")?,
+                r.get("phone")?,
+                r.get("name")?,
+                r.get("birthday")?,
+                r.get("locale")?,
+                r.get("time_zone")?,
+                r.get("consent_marketing")?,
+                r.get("consent_recorded_at")?,
+                r.get("consent_source")?,
+                r.get("attributes")?,
+                r.get("first_seen_at")?,
+                r.get("erased_at")?,
             )
         }
 
-        fn product_from_row(r: &DbRow) -> Result<Product> {
-            let price_minor: Option<i64> = r.try_get("price_minor")?;
-            let price_currency: Option<String> = r.try_get("price_currency")?;
+        fn product_from_row(r: &Row) -> Result<Product> {
+            let price_minor: Option<i64> = r.get("price_minor")?;
+            let price_currency: Option<String> = r.get("price_currency")?;
             let price = match (price_minor, price_currency) {
                 (Some(minor), Some(code)) => Some(regulars_core::Money::new(minor, currency_from_column(&code)?)),
                 _ => None,
             };
             Ok(Product {
-                id: ProductId::from_key(r.try_get("id")?),
-                sku: stored(Sku::parse("sku", &r.try_get::<String, _>("sku")?))?,
-                name: r.try_get("name")?,
-                category: r.try_get("category")?,
+                id: ProductId::from_key(r.get("id")?),
+                sku: stored(Sku::parse("sku", &r.get::<String>("sku")?))?,
+                name: r.get("name")?,
+                category: r.get("category")?,
                 price,
             })
         }
 
-        fn api_key_from_row(r: &DbRow) -> Result<(ApiKey, String)> {
+        fn api_key_from_row(r: &Row) -> Result<(ApiKey, String)> {
             let key = ApiKey {
-                id: r.try_get("id")?,
-                prefix: r.try_get("prefix")?,
-                name: r.try_get("name")?,
-                role: role_from_column(&r.try_get::<String, _>("role")?)?,
-                created_at: from_micros(r.try_get("created_at")?)?,
-                revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(from_micros).transpose()?,
+                id: r.get("id")?,
+                prefix: r.get("prefix")?,
+                name: r.get("name")?,
+                role: role_from_column(&r.get::<String>("role")?)?,
+                created_at: from_micros(r.get("created_at")?)?,
+                revoked_at: r.get::<Option<i64>>("revoked_at")?.map(from_micros).transpose()?,
             };
-            Ok((key, r.try_get("secret_hash")?))
+            Ok((key, r.get("secret_hash")?))
         }
 
         pub(crate) async fn ping(c: &mut $Conn) -> Result<()> {
-            sqlx::query("SELECT 1").execute(&mut *c).await?;
+            c.fetch_one(Query::new("SELECT 1")).await?;
             Ok(())
         }
 
         pub(crate) async fn counts(c: &mut $Conn) -> Result<StoreCounts> {
-            let r = sqlx::query(
-                "SELECT (SELECT COUNT(*) FROM customers) AS customers, (SELECT COUNT(*) FROM orders) AS orders, \
-                 (SELECT COUNT(*) FROM api_keys) AS api_keys",
-            )
-            .fetch_one(&mut *c)
-            .await?;
+            let r = c.fetch_one(Query::new("SELECT (SELECT COUNT(*) FROM customers) AS customers, (SELECT COUNT(*) FROM orders) AS orders, \
+                 (SELECT COUNT(*) FROM api_keys) AS api_keys",)).await?;
             Ok(StoreCounts {
-                customers: r.try_get("customers")?,
-                orders: r.try_get("orders")?,
-                api_keys: r.try_get("api_keys")?,
+                customers: r.get("customers")?,
+                orders: r.get("orders")?,
+                api_keys: r.get("api_keys")?,
             })
         }
 
         // ----- customers -----
 
         pub(crate) async fn insert_customer(c: &mut $Conn, d: &CustomerDraft, now: DateTime<Utc>) -> Result<Customer> {
-            let row = sqlx::query(&format!(
+            let row = c.fetch_optional(Query::new(format!(
                 "INSERT INTO customers (external_id, email, phone, name, birthday, locale, time_zone, \
                  consent_marketing, consent_recorded_at, consent_source, attributes, first_seen_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
                  ON CONFLICT (external_id) DO NOTHING RETURNING {CUSTOMER_COLUMNS}"
-            ))
-            .bind(d.external_id.as_ref().map(|v| v.as_str().to_owned()))
-            .bind(d.email.as_ref().map(|v| v.as_str().to_owned()))
-            .bind(d.phone.as_ref().map(|v| v.as_str().to_owned()))
-            .bind(d.name.clone())
-            .bind(d.birthday.map(|b| b.format("%Y-%m-%d").to_string()))
-            .bind(d.locale.clone())
-            .bind(d.time_zone.clone())
-            .bind(i64::from(d.consent.marketing))
-            .bind(d.consent.recorded_at.map(micros))
-            .bind(d.consent.source.clone())
-            .bind(attributes_json(&d.attributes))
-            .bind(micros(now))
-            .fetch_optional(&mut *c)
-            .await?;
+            )).bind(d.external_id.as_ref().map(|v| v.as_str().to_owned())).bind(d.email.as_ref().map(|v| v.as_str().to_owned())).bind(d.phone.as_ref().map(|v| v.as_str().to_owned())).bind(d.name.clone()).bind(d.birthday.map(|b| b.format("%Y-%m-%d").to_string())).bind(d.locale.clone()).bind(d.time_zone.clone()).bind(i64::from(d.consent.marketing)).bind(d.consent.recorded_at.map(micros)).bind(d.consent.source.clone()).bind(attributes_json(&d.attributes)).bind(micros(now))).await?;
             match row {
                 Some(row) => customer_from_row(&row),
                 None => {
                     let external_id = d.external_id.as_ref().expect("only external_id can conflict");
-                    let existing: i64 = sqlx::query_scalar("SELECT id FROM customers WHERE external_id = $1")
-                        .bind(external_id.as_str())
-                        .fetch_one(&mut *c)
-                        .await?;
+                    let existing: i64 = c.fetch_one(Query::new("SELECT id FROM customers WHERE external_id = $1").bind(external_id.as_str())).await?.at(0)?;
                     Err(StoreError::AlreadyExists {
                         field: "external_id".into(),
                         value: external_id.to_string(),
@@ -240,7 +218,7 @@ macro_rules! define_ops {
         }
 
         pub(crate) async fn update_customer(c: &mut $Conn, id: CustomerId, p: &CustomerPatch) -> Result<Customer> {
-            let mut q = QueryBuilder::<$Db>::new("UPDATE customers SET id = id");
+            let mut q = Query::new("UPDATE customers SET id = id");
             if let Some(v) = &p.email {
                 q.push(", email = ").push_bind(v.as_ref().map(|v| v.as_str().to_owned()));
             }
@@ -268,27 +246,20 @@ macro_rules! define_ops {
                 q.push(", attributes = ").push_bind(attributes_json(v));
             }
             q.push(" WHERE erased_at IS NULL AND id = ").push_bind(id.key());
-            q.push(format!(" RETURNING {CUSTOMER_COLUMNS}"));
-            match q.build().fetch_optional(&mut *c).await? {
+            q.push(&format!(" RETURNING {CUSTOMER_COLUMNS}"));
+            match c.fetch_optional(q).await? {
                 Some(row) => customer_from_row(&row),
                 None => Err(StoreError::not_found("id", format!("customer {id}"))),
             }
         }
 
         pub(crate) async fn customer(c: &mut $Conn, id: CustomerId) -> Result<Option<Customer>> {
-            let row = sqlx::query(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1"))
-                .bind(id.key())
-                .fetch_optional(&mut *c)
-                .await?;
+            let row = c.fetch_optional(Query::new(format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1")).bind(id.key())).await?;
             row.as_ref().map(customer_from_row).transpose()
         }
 
         pub(crate) async fn customers(c: &mut $Conn, after: Option<CustomerId>, limit: u32) -> Result<Vec<Customer>> {
-            let rows = sqlx::query(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id > $1 ORDER BY id LIMIT $2"))
-                .bind(after.map_or(0, CustomerId::key))
-                .bind(i64::from(limit))
-                .fetch_all(&mut *c)
-                .await?;
+            let rows = c.fetch_all(Query::new(format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id > $1 ORDER BY id LIMIT $2")).bind(after.map_or(0, CustomerId::key)).bind(i64::from(limit))).await?;
             rows.iter().map(customer_from_row).collect()
         }
 
@@ -299,20 +270,13 @@ macro_rules! define_ops {
                 CustomerLookup::Phone(v) => ("phone", v.as_str()),
             };
             let rows =
-                sqlx::query(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE {column} = $1 ORDER BY id LIMIT $2"))
-                    .bind(value)
-                    .bind(i64::from(limit))
-                    .fetch_all(&mut *c)
-                    .await?;
+                c.fetch_all(Query::new(format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE {column} = $1 ORDER BY id LIMIT $2")).bind(value).bind(i64::from(limit))).await?;
             rows.iter().map(customer_from_row).collect()
         }
 
         pub(crate) async fn export_customer(c: &mut $Conn, id: CustomerId) -> Result<Option<CustomerExport>> {
             let Some(customer) = customer(c, id).await? else { return Ok(None) };
-            let order_keys: Vec<i64> = sqlx::query_scalar("SELECT id FROM orders WHERE customer_id = $1 ORDER BY id")
-                .bind(id.key())
-                .fetch_all(&mut *c)
-                .await?;
+            let order_keys: Vec<i64> = c.fetch_scalars(Query::new("SELECT id FROM orders WHERE customer_id = $1 ORDER BY id").bind(id.key())).await?;
             let orders = orders_by_keys(c, &order_keys).await?;
             let mut refunds = Vec::new();
             for order in &orders {
@@ -322,62 +286,33 @@ macro_rules! define_ops {
         }
 
         pub(crate) async fn erase_customer(c: &mut $Conn, id: CustomerId, now: DateTime<Utc>) -> Result<Customer> {
-            sqlx::query(
-                "UPDATE customers SET external_id = NULL, email = NULL, phone = NULL, name = NULL, birthday = NULL, \
+            c.execute(Query::new("UPDATE customers SET external_id = NULL, email = NULL, phone = NULL, name = NULL, birthday = NULL, \
                  locale = NULL, time_zone = NULL, consent_marketing = 0, consent_recorded_at = NULL, \
                  consent_source = NULL, attributes = '{}', erased_at = $1, pseudonym = $2 \
-                 WHERE id = $3 AND erased_at IS NULL",
-            )
-            .bind(micros(now))
-            .bind(pseudonym())
-            .bind(id.key())
-            .execute(&mut *c)
-            .await?;
+                 WHERE id = $3 AND erased_at IS NULL",).bind(micros(now)).bind(pseudonym()).bind(id.key())).await?;
             // Stored responses that carry the customer (create, update) would keep their personal data.
-            sqlx::query("DELETE FROM idempotency_keys WHERE body LIKE $1 OR body LIKE $2")
-                .bind(format!("%\"id\":\"{id}\",%"))
-                .bind(format!("%\"id\":\"{id}\"}}%"))
-                .execute(&mut *c)
-                .await?;
+            c.execute(Query::new("DELETE FROM idempotency_keys WHERE body LIKE $1 OR body LIKE $2").bind(format!("%\"id\":\"{id}\",%")).bind(format!("%\"id\":\"{id}\"}}%"))).await?;
             customer(c, id).await?.ok_or_else(|| StoreError::not_found("id", format!("customer {id}")))
         }
 
         // ----- products -----
 
         pub(crate) async fn upsert_product(c: &mut $Conn, d: &ProductDraft) -> Result<Product> {
-            let row = sqlx::query(
-                "INSERT INTO products (sku, name, category, price_minor, price_currency) VALUES ($1, $2, $3, $4, $5) \
+            let row = c.fetch_one(Query::new("INSERT INTO products (sku, name, category, price_minor, price_currency) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (sku) DO UPDATE SET name = excluded.name, category = excluded.category, \
                  price_minor = excluded.price_minor, price_currency = excluded.price_currency \
-                 RETURNING id, sku, name, category, price_minor, price_currency",
-            )
-            .bind(d.sku.as_str())
-            .bind(&d.name)
-            .bind(d.category.clone())
-            .bind(d.price.map(|p| p.minor))
-            .bind(d.price.map(|p| p.currency.code().to_owned()))
-            .fetch_one(&mut *c)
-            .await?;
+                 RETURNING id, sku, name, category, price_minor, price_currency",).bind(d.sku.as_str()).bind(&d.name).bind(d.category.clone()).bind(d.price.map(|p| p.minor)).bind(d.price.map(|p| p.currency.code().to_owned()))).await?;
             product_from_row(&row)
         }
 
         pub(crate) async fn product(c: &mut $Conn, id: ProductId) -> Result<Option<Product>> {
-            let row = sqlx::query("SELECT id, sku, name, category, price_minor, price_currency FROM products WHERE id = $1")
-                .bind(id.key())
-                .fetch_optional(&mut *c)
-                .await?;
+            let row = c.fetch_optional(Query::new("SELECT id, sku, name, category, price_minor, price_currency FROM products WHERE id = $1").bind(id.key())).await?;
             row.as_ref().map(product_from_row).transpose()
         }
 
         pub(crate) async fn products(c: &mut $Conn, after: Option<ProductId>, limit: u32) -> Result<Vec<Product>> {
-            let rows = sqlx::query(
-                "SELECT id, sku, name, category, price_minor, price_currency FROM products WHERE id > $1 \
-                 ORDER BY id LIMIT $2",
-            )
-            .bind(after.map_or(0, ProductId::key))
-            .bind(i64::from(limit))
-            .fetch_all(&mut *c)
-            .await?;
+            let rows = c.fetch_all(Query::new("SELECT id, sku, name, category, price_minor, price_currency FROM products WHERE id > $1 \
+                 ORDER BY id LIMIT $2",).bind(after.map_or(0, ProductId::key)).bind(i64::from(limit))).await?;
             rows.iter().map(product_from_row).collect()
         }
 
@@ -388,16 +323,16 @@ macro_rules! define_ops {
         ) -> Result<()> {
             let products: Vec<_> = products.collect();
             for chunk in products.chunks(ROWS_PER_INSERT) {
-                let mut q = QueryBuilder::<$Db>::new("INSERT INTO products (sku, name, category, price_minor, price_currency) ");
-                q.push_values(chunk, |mut b, (sku, name, category, price)| {
-                    b.push_bind(sku.to_string())
-                        .push_bind(name.to_string())
-                        .push_bind(category.map(str::to_owned))
-                        .push_bind(price.map(|p| p.0))
-                        .push_bind(price.map(|p| p.1.to_owned()));
+                let mut q = Query::new("INSERT INTO products (sku, name, category, price_minor, price_currency) ");
+                q.push_values(chunk, |b, (sku, name, category, price)| {
+                    b.bind(sku.to_string())
+                        .bind(name.to_string())
+                        .bind(category.map(str::to_owned))
+                        .bind(price.map(|p| p.0))
+                        .bind(price.map(|p| p.1.to_owned()));
                 });
                 q.push(" ON CONFLICT (sku) DO NOTHING");
-                q.build().execute(&mut *c).await?;
+                c.execute(q).await?;
             }
             Ok(())
         }
@@ -410,47 +345,41 @@ macro_rules! define_ops {
             }
             let mut orders = Vec::with_capacity(keys.len());
             let mut index = HashMap::with_capacity(keys.len());
-            let mut q = QueryBuilder::<$Db>::new(
-                "SELECT id, external_id, customer_id, placed_at, currency, total_minor, refunded_minor FROM orders WHERE id IN (",
+            let mut q = Query::new(
+                "SELECT id, external_id, customer_id, placed_at, currency, total_minor, refunded_minor FROM orders WHERE id IN ",
             );
-            let mut list = q.separated(", ");
-            for k in keys {
-                list.push_bind(*k);
-            }
-            q.push(") ORDER BY id");
-            for r in q.build().fetch_all(&mut *c).await? {
-                let id: i64 = r.try_get("id")?;
+            q.push_list(keys.iter().copied());
+            q.push(" ORDER BY id");
+            for r in c.fetch_all(q).await? {
+                let id: i64 = r.get("id")?;
                 index.insert(id, orders.len());
                 orders.push(Order {
                     id: OrderId::from_key(id),
                     external_id: r
-                        .try_get::<Option<String>, _>("external_id")?
+                        .get::<Option<String>>("external_id")?
                         .map(|v| stored(regulars_core::ExternalId::parse("external_id", &v)))
                         .transpose()?,
-                    customer_id: CustomerId::from_key(r.try_get("customer_id")?),
-                    placed_at: from_micros(r.try_get("placed_at")?)?,
-                    currency: currency_from_column(&r.try_get::<String, _>("currency")?)?,
+                    customer_id: CustomerId::from_key(r.get("customer_id")?),
+                    placed_at: from_micros(r.get("placed_at")?)?,
+                    currency: currency_from_column(&r.get::<String>("currency")?)?,
                     lines: Vec::new(),
-                    total_minor: r.try_get("total_minor")?,
-                    refunded_minor: r.try_get("refunded_minor")?,
+                    total_minor: r.get("total_minor")?,
+                    refunded_minor: r.get("refunded_minor")?,
                 });
             }
-            let mut q = QueryBuilder::<$Db>::new(
-                "SELECT order_id, sku, name, quantity, unit_price_minor, discount_minor FROM order_lines WHERE order_id IN (",
+            let mut q = Query::new(
+                "SELECT order_id, sku, name, quantity, unit_price_minor, discount_minor FROM order_lines WHERE order_id IN ",
             );
-            let mut list = q.separated(", ");
-            for k in keys {
-                list.push_bind(*k);
-            }
-            q.push(") ORDER BY order_id, line_no");
-            for r in q.build().fetch_all(&mut *c).await? {
-                let order_id: i64 = r.try_get("order_id")?;
+            q.push_list(keys.iter().copied());
+            q.push(" ORDER BY order_id, line_no");
+            for r in c.fetch_all(q).await? {
+                let order_id: i64 = r.get("order_id")?;
                 let line = line_from_columns(
-                    r.try_get("sku")?,
-                    r.try_get("name")?,
-                    r.try_get("quantity")?,
-                    r.try_get("unit_price_minor")?,
-                    r.try_get("discount_minor")?,
+                    r.get("sku")?,
+                    r.get("name")?,
+                    r.get("quantity")?,
+                    r.get("unit_price_minor")?,
+                    r.get("discount_minor")?,
                 )?;
                 orders[index[&order_id]].lines.push(line);
             }
@@ -468,20 +397,12 @@ macro_rules! define_ops {
             limit: u32,
         ) -> Result<Vec<Order>> {
             let keys: Vec<i64> =
-                sqlx::query_scalar("SELECT id FROM orders WHERE customer_id = $1 AND id > $2 ORDER BY id LIMIT $3")
-                    .bind(customer.key())
-                    .bind(after.map_or(0, OrderId::key))
-                    .bind(i64::from(limit))
-                    .fetch_all(&mut *c)
-                    .await?;
+                c.fetch_scalars(Query::new("SELECT id FROM orders WHERE customer_id = $1 AND id > $2 ORDER BY id LIMIT $3").bind(customer.key()).bind(after.map_or(0, OrderId::key)).bind(i64::from(limit))).await?;
             orders_by_keys(c, &keys).await
         }
 
         async fn order_by_external_id(c: &mut $Conn, external_id: &str) -> Result<Option<Order>> {
-            let key: Option<i64> = sqlx::query_scalar("SELECT id FROM orders WHERE external_id = $1")
-                .bind(external_id)
-                .fetch_optional(&mut *c)
-                .await?;
+            let key: Option<i64> = c.fetch_scalar(Query::new("SELECT id FROM orders WHERE external_id = $1").bind(external_id)).await?;
             match key {
                 Some(key) => Ok(orders_by_keys(c, &[key]).await?.pop()),
                 None => Ok(None),
@@ -493,13 +414,10 @@ macro_rules! define_ops {
             // only when the customer cannot be found, so a replay still returns the order.
             let customer_key: Option<i64> = match &d.customer {
                 CustomerRef::Id(id) => {
-                    sqlx::query_scalar("SELECT id FROM customers WHERE id = $1").bind(id.key()).fetch_optional(&mut *c).await?
+                    c.fetch_scalar(Query::new("SELECT id FROM customers WHERE id = $1").bind(id.key())).await?
                 }
                 CustomerRef::External(ext) => {
-                    sqlx::query_scalar("SELECT id FROM customers WHERE external_id = $1")
-                        .bind(ext.as_str())
-                        .fetch_optional(&mut *c)
-                        .await?
+                    c.fetch_scalar(Query::new("SELECT id FROM customers WHERE external_id = $1").bind(ext.as_str())).await?
                 }
             };
             let Some(customer_key) = customer_key else {
@@ -515,18 +433,8 @@ macro_rules! define_ops {
                     }
                 });
             };
-            let inserted: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO orders (external_id, customer_id, placed_at, currency, total_minor, recorded_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (external_id) DO NOTHING RETURNING id",
-            )
-            .bind(d.external_id.as_ref().map(|v| v.as_str().to_owned()))
-            .bind(customer_key)
-            .bind(micros(d.placed_at))
-            .bind(d.currency.code())
-            .bind(d.total_minor())
-            .bind(micros(now))
-            .fetch_optional(&mut *c)
-            .await?;
+            let inserted: Option<i64> = c.fetch_scalar(Query::new("INSERT INTO orders (external_id, customer_id, placed_at, currency, total_minor, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (external_id) DO NOTHING RETURNING id",).bind(d.external_id.as_ref().map(|v| v.as_str().to_owned())).bind(customer_key).bind(micros(d.placed_at)).bind(d.currency.code()).bind(d.total_minor()).bind(micros(now))).await?;
             let Some(order_key) = inserted else {
                 // Recorded before, or by a concurrent writer (PostgreSQL) that committed first.
                 let external_id = d.external_id.as_ref().expect("only external_id can conflict");
@@ -558,21 +466,21 @@ macro_rules! define_ops {
         ) -> Result<u64> {
             let lines: Vec<_> = lines.collect();
             for chunk in lines.chunks(ROWS_PER_INSERT) {
-                let mut q = QueryBuilder::<$Db>::new(
+                let mut q = Query::new(
                     "INSERT INTO order_lines (order_id, line_no, sku, name, quantity, unit_price_minor, discount_minor, \
                      refunded_quantity) ",
                 );
-                q.push_values(chunk, |mut b, (order_key, line_no, l, refunded)| {
-                    b.push_bind(*order_key)
-                        .push_bind(*line_no as i64)
-                        .push_bind(l.sku.as_str().to_owned())
-                        .push_bind(l.name.clone())
-                        .push_bind(i64::from(l.quantity.get()))
-                        .push_bind(l.unit_price_minor)
-                        .push_bind(l.discount_minor)
-                        .push_bind(i64::from(*refunded));
+                q.push_values(chunk, |b, (order_key, line_no, l, refunded)| {
+                    b.bind(*order_key)
+                        .bind(*line_no as i64)
+                        .bind(l.sku.as_str().to_owned())
+                        .bind(l.name.clone())
+                        .bind(i64::from(l.quantity.get()))
+                        .bind(l.unit_price_minor)
+                        .bind(l.discount_minor)
+                        .bind(i64::from(*refunded));
                 });
-                q.build().execute(&mut *c).await?;
+                c.execute(q).await?;
             }
             Ok(lines.len() as u64)
         }
@@ -580,36 +488,26 @@ macro_rules! define_ops {
         // ----- refunds -----
 
         pub(crate) async fn refunds_of_order(c: &mut $Conn, order: OrderId) -> Result<Vec<Refund>> {
-            let rows = sqlx::query(
-                "SELECT id, external_id, order_id, refunded_at, reason, amount_minor FROM refunds \
-                 WHERE order_id = $1 ORDER BY id",
-            )
-            .bind(order.key())
-            .fetch_all(&mut *c)
-            .await?;
+            let rows = c.fetch_all(Query::new("SELECT id, external_id, order_id, refunded_at, reason, amount_minor FROM refunds \
+                 WHERE order_id = $1 ORDER BY id",).bind(order.key())).await?;
             let mut refunds = Vec::with_capacity(rows.len());
             for r in rows {
-                let id: i64 = r.try_get("id")?;
-                let lines = sqlx::query(
-                    "SELECT line_no, quantity, amount_minor FROM refund_lines WHERE refund_id = $1 ORDER BY line_no",
-                )
-                .bind(id)
-                .fetch_all(&mut *c)
-                .await?
+                let id: i64 = r.get("id")?;
+                let lines = c.fetch_all(Query::new("SELECT line_no, quantity, amount_minor FROM refund_lines WHERE refund_id = $1 ORDER BY line_no",).bind(id)).await?
                 .iter()
-                .map(|l| Ok(refund_line(l.try_get("line_no")?, l.try_get("quantity")?, l.try_get("amount_minor")?)))
+                .map(|l| Ok(refund_line(l.get("line_no")?, l.get("quantity")?, l.get("amount_minor")?)))
                 .collect::<Result<Vec<_>>>()?;
                 refunds.push(Refund {
                     id: RefundId::from_key(id),
                     external_id: r
-                        .try_get::<Option<String>, _>("external_id")?
+                        .get::<Option<String>>("external_id")?
                         .map(|v| stored(regulars_core::ExternalId::parse("external_id", &v)))
                         .transpose()?,
-                    order_id: OrderId::from_key(r.try_get("order_id")?),
-                    refunded_at: from_micros(r.try_get("refunded_at")?)?,
-                    reason: r.try_get("reason")?,
+                    order_id: OrderId::from_key(r.get("order_id")?),
+                    refunded_at: from_micros(r.get("refunded_at")?)?,
+                    reason: r.get("reason")?,
                     lines,
-                    amount_minor: r.try_get("amount_minor")?,
+                    amount_minor: r.get("amount_minor")?,
                 });
             }
             Ok(refunds)
@@ -617,48 +515,27 @@ macro_rules! define_ops {
 
         pub(crate) async fn record_refund(c: &mut $Conn, d: &RefundDraft) -> Result<(Refund, bool)> {
             if let Some(external_id) = &d.external_id {
-                let existing: Option<(i64, i64)> =
-                    sqlx::query_as("SELECT id, order_id FROM refunds WHERE external_id = $1")
-                        .bind(external_id.as_str())
-                        .fetch_optional(&mut *c)
-                        .await?;
-                if let Some((id, order_key)) = existing {
+                let existing =
+                    c.fetch_optional(Query::new("SELECT id, order_id FROM refunds WHERE external_id = $1").bind(external_id.as_str())).await?;
+                if let Some(r) = existing {
+                    let (id, order_key): (i64, i64) = (r.at(0)?, r.at(1)?);
                     let refunds = refunds_of_order(c, OrderId::from_key(order_key)).await?;
                     let refund = refunds.into_iter().find(|r| r.id.key() == id).expect("refund read back");
                     return Ok((refund, false));
                 }
             }
             // Lock the order first (PostgreSQL), so two refunds of one order cannot both see the same quantities left.
-            let locked: Option<i64> = sqlx::query_scalar(
-                "UPDATE orders SET refunded_minor = refunded_minor WHERE id = $1 RETURNING id",
-            )
-            .bind(d.order_id.key())
-            .fetch_optional(&mut *c)
-            .await?;
+            let locked: Option<i64> = c.fetch_scalar(Query::new("UPDATE orders SET refunded_minor = refunded_minor WHERE id = $1 RETURNING id",).bind(d.order_id.key())).await?;
             if locked.is_none() {
                 return Err(StoreError::not_found("order_id", format!("order {}", d.order_id)));
             }
             let order = orders_by_keys(c, &[d.order_id.key()]).await?.pop().expect("order exists");
-            let refunded: Vec<i64> = sqlx::query_scalar(
-                "SELECT refunded_quantity FROM order_lines WHERE order_id = $1 ORDER BY line_no",
-            )
-            .bind(d.order_id.key())
-            .fetch_all(&mut *c)
-            .await?;
+            let refunded: Vec<i64> = c.fetch_scalars(Query::new("SELECT refunded_quantity FROM order_lines WHERE order_id = $1 ORDER BY line_no",).bind(d.order_id.key())).await?;
             let refunded: Vec<u32> = refunded.into_iter().map(|q| q as u32).collect();
             let lines = plan_refund(&order, &refunded, &d.kind)?;
             let amount: i64 = lines.iter().map(|l| l.amount_minor).sum();
-            let inserted: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO refunds (external_id, order_id, refunded_at, reason, amount_minor) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (external_id) DO NOTHING RETURNING id",
-            )
-            .bind(d.external_id.as_ref().map(|v| v.as_str().to_owned()))
-            .bind(d.order_id.key())
-            .bind(micros(d.refunded_at))
-            .bind(d.reason.clone())
-            .bind(amount)
-            .fetch_optional(&mut *c)
-            .await?;
+            let inserted: Option<i64> = c.fetch_scalar(Query::new("INSERT INTO refunds (external_id, order_id, refunded_at, reason, amount_minor) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (external_id) DO NOTHING RETURNING id",).bind(d.external_id.as_ref().map(|v| v.as_str().to_owned())).bind(d.order_id.key()).bind(micros(d.refunded_at)).bind(d.reason.clone()).bind(amount)).await?;
             let Some(refund_key) = inserted else {
                 return Err(StoreError::AlreadyExists {
                     field: "external_id".into(),
@@ -685,30 +562,19 @@ macro_rules! define_ops {
             refund_key: i64,
             lines: &[regulars_core::RefundLine],
         ) -> Result<()> {
-            let mut q = QueryBuilder::<$Db>::new("INSERT INTO refund_lines (refund_id, line_no, quantity, amount_minor) ");
-            q.push_values(lines, |mut b, l| {
-                b.push_bind(refund_key)
-                    .push_bind(l.line as i64)
-                    .push_bind(i64::from(l.quantity))
-                    .push_bind(l.amount_minor);
+            let mut q = Query::new("INSERT INTO refund_lines (refund_id, line_no, quantity, amount_minor) ");
+            q.push_values(lines, |b, l| {
+                b.bind(refund_key)
+                    .bind(l.line as i64)
+                    .bind(i64::from(l.quantity))
+                    .bind(l.amount_minor);
             });
-            q.build().execute(&mut *c).await?;
+            c.execute(q).await?;
             for l in lines {
-                sqlx::query(
-                    "UPDATE order_lines SET refunded_quantity = refunded_quantity + $1 WHERE order_id = $2 AND line_no = $3",
-                )
-                .bind(i64::from(l.quantity))
-                .bind(order_key)
-                .bind(l.line as i64)
-                .execute(&mut *c)
-                .await?;
+                c.execute(Query::new("UPDATE order_lines SET refunded_quantity = refunded_quantity + $1 WHERE order_id = $2 AND line_no = $3",).bind(i64::from(l.quantity)).bind(order_key).bind(l.line as i64)).await?;
             }
             let amount: i64 = lines.iter().map(|l| l.amount_minor).sum();
-            sqlx::query("UPDATE orders SET refunded_minor = refunded_minor + $1 WHERE id = $2")
-                .bind(amount)
-                .bind(order_key)
-                .execute(&mut *c)
-                .await?;
+            c.execute(Query::new("UPDATE orders SET refunded_minor = refunded_minor + $1 WHERE id = $2").bind(amount).bind(order_key)).await?;
             Ok(())
         }
 
@@ -716,7 +582,7 @@ macro_rules! define_ops {
 
         pub(crate) async fn import_orders(
             c: &mut $Conn,
-            batch: Vec<ImportedOrder>,
+            batch: &[ImportedOrder],
             now: DateTime<Utc>,
         ) -> Result<ImportSummary> {
             let mut summary = ImportSummary::default();
@@ -736,36 +602,32 @@ macro_rules! define_ops {
                     m
                 });
             for chunk in customers.chunks(ROWS_PER_INSERT / 4) {
-                let mut q = QueryBuilder::<$Db>::new(
+                let mut q = Query::new(
                     "INSERT INTO customers (external_id, email, phone, name, birthday, locale, time_zone, \
                      consent_marketing, consent_recorded_at, consent_source, attributes, first_seen_at) ",
                 );
-                q.push_values(chunk, |mut b, d| {
+                q.push_values(chunk, |b, d| {
                     let ext = d.external_id.as_ref().map(|v| v.as_str().to_owned());
                     let seen_at = ext.as_deref().and_then(|k| first_seen.get(k).copied()).unwrap_or(micros(now));
-                    b.push_bind(ext)
-                        .push_bind(d.email.as_ref().map(|v| v.as_str().to_owned()))
-                        .push_bind(d.phone.as_ref().map(|v| v.as_str().to_owned()))
-                        .push_bind(d.name.clone())
-                        .push_bind(d.birthday.map(|b| b.format("%Y-%m-%d").to_string()))
-                        .push_bind(d.locale.clone())
-                        .push_bind(d.time_zone.clone())
-                        .push_bind(i64::from(d.consent.marketing))
-                        .push_bind(d.consent.recorded_at.map(micros))
-                        .push_bind(d.consent.source.clone())
-                        .push_bind(attributes_json(&d.attributes))
-                        .push_bind(seen_at);
+                    b.bind(ext)
+                        .bind(d.email.as_ref().map(|v| v.as_str().to_owned()))
+                        .bind(d.phone.as_ref().map(|v| v.as_str().to_owned()))
+                        .bind(d.name.clone())
+                        .bind(d.birthday.map(|b| b.format("%Y-%m-%d").to_string()))
+                        .bind(d.locale.clone())
+                        .bind(d.time_zone.clone())
+                        .bind(i64::from(d.consent.marketing))
+                        .bind(d.consent.recorded_at.map(micros))
+                        .bind(d.consent.source.clone())
+                        .bind(attributes_json(&d.attributes))
+                        .bind(seen_at);
                 });
                 q.push(" ON CONFLICT (external_id) DO NOTHING");
-                summary.customers_created += q.build().execute(&mut *c).await?.rows_affected();
-                let mut q = QueryBuilder::<$Db>::new("SELECT id, external_id FROM customers WHERE external_id IN (");
-                let mut list = q.separated(", ");
-                for d in chunk {
-                    list.push_bind(d.external_id.as_ref().map(|v| v.as_str().to_owned()));
-                }
-                q.push(")");
-                for r in q.build().fetch_all(&mut *c).await? {
-                    customer_keys.insert(r.try_get("external_id")?, r.try_get("id")?);
+                summary.customers_created += c.execute(q).await?;
+                let mut q = Query::new("SELECT id, external_id FROM customers WHERE external_id IN ");
+                q.push_list(chunk.iter().map(|d| d.external_id.as_ref().map(|v| v.as_str().to_owned())));
+                for r in c.fetch_all(q).await? {
+                    customer_keys.insert(r.get("external_id")?, r.get("id")?);
                 }
             }
             // Products named by the lines.
@@ -782,7 +644,7 @@ macro_rules! define_ops {
             // Orders: insert those not yet stored; learn the keys of the new ones.
             let mut order_keys: HashMap<String, i64> = HashMap::with_capacity(batch.len());
             for chunk in batch.chunks(ROWS_PER_INSERT) {
-                let mut q = QueryBuilder::<$Db>::new(
+                let mut q = Query::new(
                     "INSERT INTO orders (external_id, customer_id, placed_at, currency, total_minor, refunded_minor, \
                      recorded_at) ",
                 );
@@ -794,21 +656,21 @@ macro_rules! define_ops {
                     })?;
                     planned.push((o, customer_key, refund_plan(o)?));
                 }
-                q.push_values(&planned, |mut b, (o, customer_key, plan)| {
-                    b.push_bind(o.order.external_id.as_ref().map(|v| v.as_str().to_owned()))
-                        .push_bind(*customer_key)
-                        .push_bind(micros(o.order.placed_at))
-                        .push_bind(o.order.currency.code().to_owned())
-                        .push_bind(o.order.total_minor())
-                        .push_bind(plan.iter().flat_map(|r| r.1.iter()).map(|l| l.amount_minor).sum::<i64>())
-                        .push_bind(micros(now));
+                q.push_values(&planned, |b, (o, customer_key, plan)| {
+                    b.bind(o.order.external_id.as_ref().map(|v| v.as_str().to_owned()))
+                        .bind(*customer_key)
+                        .bind(micros(o.order.placed_at))
+                        .bind(o.order.currency.code().to_owned())
+                        .bind(o.order.total_minor())
+                        .bind(plan.iter().flat_map(|r| r.1.iter()).map(|l| l.amount_minor).sum::<i64>())
+                        .bind(micros(now));
                 });
                 q.push(" ON CONFLICT (external_id) DO NOTHING RETURNING id, external_id");
-                let rows = q.build().fetch_all(&mut *c).await?;
+                let rows = c.fetch_all(q).await?;
                 summary.orders_created += rows.len() as u64;
                 summary.orders_existing += (chunk.len() - rows.len()) as u64;
                 for r in rows {
-                    order_keys.insert(r.try_get("external_id")?, r.try_get("id")?);
+                    order_keys.insert(r.get("external_id")?, r.get("id")?);
                 }
                 // Lines of the new orders, with what the file's refunds returned already counted.
                 let mut lines = Vec::new();
@@ -833,19 +695,19 @@ macro_rules! define_ops {
                     }
                 }
                 for chunk in refund_rows.chunks(ROWS_PER_INSERT) {
-                    let mut q = QueryBuilder::<$Db>::new(
+                    let mut q = Query::new(
                         "INSERT INTO refunds (external_id, order_id, refunded_at, amount_minor) ",
                     );
-                    q.push_values(chunk, |mut b, (order_key, refund, lines)| {
-                        b.push_bind(refund.external_id.as_str().to_owned())
-                            .push_bind(*order_key)
-                            .push_bind(micros(refund.refunded_at))
-                            .push_bind(lines.iter().map(|l| l.amount_minor).sum::<i64>());
+                    q.push_values(chunk, |b, (order_key, refund, lines)| {
+                        b.bind(refund.external_id.as_str().to_owned())
+                            .bind(*order_key)
+                            .bind(micros(refund.refunded_at))
+                            .bind(lines.iter().map(|l| l.amount_minor).sum::<i64>());
                     });
                     q.push(" ON CONFLICT (external_id) DO NOTHING RETURNING id, external_id");
                     let mut refund_keys: HashMap<String, i64> = HashMap::with_capacity(chunk.len());
-                    for r in q.build().fetch_all(&mut *c).await? {
-                        refund_keys.insert(r.try_get("external_id")?, r.try_get("id")?);
+                    for r in c.fetch_all(q).await? {
+                        refund_keys.insert(r.get("external_id")?, r.get("id")?);
                     }
                     summary.refunds_created += refund_keys.len() as u64;
                     let refund_lines: Vec<(i64, &regulars_core::RefundLine)> = chunk
@@ -854,16 +716,16 @@ macro_rules! define_ops {
                         .flat_map(|(key, lines)| lines.iter().map(move |l| (key, l)))
                         .collect();
                     for lines in refund_lines.chunks(ROWS_PER_INSERT) {
-                        let mut q = QueryBuilder::<$Db>::new(
+                        let mut q = Query::new(
                             "INSERT INTO refund_lines (refund_id, line_no, quantity, amount_minor) ",
                         );
-                        q.push_values(lines, |mut b, (refund_key, l)| {
-                            b.push_bind(*refund_key)
-                                .push_bind(l.line as i64)
-                                .push_bind(i64::from(l.quantity))
-                                .push_bind(l.amount_minor);
+                        q.push_values(lines, |b, (refund_key, l)| {
+                            b.bind(*refund_key)
+                                .bind(l.line as i64)
+                                .bind(i64::from(l.quantity))
+                                .bind(l.amount_minor);
                         });
-                        q.build().execute(&mut *c).await?;
+                        c.execute(q).await?;
                     }
                 }
             }
@@ -901,14 +763,14 @@ macro_rules! define_ops {
         // ----- analytics snapshots -----
 
         pub(crate) async fn purchases(c: &mut $Conn) -> Result<Vec<crate::Purchase>> {
-            let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
-                "SELECT customer_id, placed_at, total_minor - refunded_minor FROM orders ORDER BY customer_id, placed_at",
-            )
-            .fetch_all(&mut *c)
-            .await?;
-            rows.into_iter()
-                .map(|(customer_key, placed_at, net_minor)| {
-                    Ok(crate::Purchase { customer_key, placed_at: from_micros(placed_at)?, net_minor })
+            let rows = c
+                .fetch_all(Query::new(
+                    "SELECT customer_id, placed_at, total_minor - refunded_minor FROM orders ORDER BY customer_id, placed_at",
+                ))
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(crate::Purchase { customer_key: r.at(0)?, placed_at: from_micros(r.at(1)?)?, net_minor: r.at(2)? })
                 })
                 .collect()
         }
@@ -920,81 +782,70 @@ macro_rules! define_ops {
             report: &str,
             figures: &[crate::CustomerFigures],
         ) -> Result<i64> {
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO analytics_snapshots (computed_at, as_of, report) VALUES ($1, $2, $3) RETURNING id",
-            )
-            .bind(micros(computed_at))
-            .bind(as_of.to_string())
-            .bind(report)
-            .fetch_one(&mut *c)
-            .await?;
+            let id: i64 = c.fetch_one(Query::new("INSERT INTO analytics_snapshots (computed_at, as_of, report) VALUES ($1, $2, $3) RETURNING id",).bind(micros(computed_at)).bind(as_of.to_string()).bind(report)).await?.at(0)?;
             for chunk in figures.chunks(ROWS_PER_INSERT) {
-                let mut q = QueryBuilder::<$Db>::new(
+                let mut q = Query::new(
                     "INSERT INTO customer_figures (snapshot_id, customer_id, frequency, total_spend_minor, last_purchase, \
                      probability_alive, expected_purchases, expected_value, clv, segment, rfm, median_gap_days, overdue, \
                      value_at_risk) ",
                 );
-                q.push_values(chunk, |mut b, f| {
-                    b.push_bind(id)
-                        .push_bind(f.customer_id.key())
-                        .push_bind(i64::from(f.frequency))
-                        .push_bind(f.total_spend_minor)
-                        .push_bind(f.last_purchase.to_string())
-                        .push_bind(f.probability_alive)
-                        .push_bind(f.expected_purchases)
-                        .push_bind(f.expected_value)
-                        .push_bind(f.clv)
-                        .push_bind(f.segment.clone())
-                        .push_bind(f.rfm.clone())
-                        .push_bind(f.median_gap_days)
-                        .push_bind(i64::from(f.overdue))
-                        .push_bind(f.value_at_risk);
+                q.push_values(chunk, |b, f| {
+                    b.bind(id)
+                        .bind(f.customer_id.key())
+                        .bind(i64::from(f.frequency))
+                        .bind(f.total_spend_minor)
+                        .bind(f.last_purchase.to_string())
+                        .bind(f.probability_alive)
+                        .bind(f.expected_purchases)
+                        .bind(f.expected_value)
+                        .bind(f.clv)
+                        .bind(f.segment.clone())
+                        .bind(f.rfm.clone())
+                        .bind(f.median_gap_days)
+                        .bind(i64::from(f.overdue))
+                        .bind(f.value_at_risk);
                 });
-                q.build().execute(&mut *c).await?;
+                c.execute(q).await?;
             }
             // Keep this snapshot and the one before it.
-            let keep_from: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(MIN(id), 0) FROM (SELECT id FROM analytics_snapshots ORDER BY id DESC LIMIT 2) AS latest",
-            )
-            .fetch_one(&mut *c)
-            .await?;
-            sqlx::query("DELETE FROM customer_figures WHERE snapshot_id < $1").bind(keep_from).execute(&mut *c).await?;
-            sqlx::query("DELETE FROM analytics_snapshots WHERE id < $1").bind(keep_from).execute(&mut *c).await?;
+            let keep_from: i64 = c.fetch_one(Query::new("SELECT COALESCE(MIN(id), 0) FROM (SELECT id FROM analytics_snapshots ORDER BY id DESC LIMIT 2) AS latest",)).await?.at(0)?;
+            c.execute(Query::new("DELETE FROM customer_figures WHERE snapshot_id < $1").bind(keep_from)).await?;
+            c.execute(Query::new("DELETE FROM analytics_snapshots WHERE id < $1").bind(keep_from)).await?;
             Ok(id)
         }
 
         pub(crate) async fn latest_snapshot(c: &mut $Conn) -> Result<Option<crate::Snapshot>> {
-            let row: Option<(i64, i64, String, String)> = sqlx::query_as(
-                "SELECT id, computed_at, as_of, report FROM analytics_snapshots ORDER BY id DESC LIMIT 1",
-            )
-            .fetch_optional(&mut *c)
-            .await?;
-            row.map(|(id, computed_at, as_of, report_json)| {
+            let row = c
+                .fetch_optional(Query::new(
+                    "SELECT id, computed_at, as_of, report FROM analytics_snapshots ORDER BY id DESC LIMIT 1",
+                ))
+                .await?;
+            row.map(|r| {
                 Ok(crate::Snapshot {
-                    id,
-                    computed_at: from_micros(computed_at)?,
-                    as_of: parse_date(&as_of)?,
-                    report_json,
+                    id: r.at(0)?,
+                    computed_at: from_micros(r.at(1)?)?,
+                    as_of: parse_date(&r.at::<String>(2)?)?,
+                    report_json: r.at(3)?,
                 })
             })
             .transpose()
         }
 
-        fn figures_from_row(r: &DbRow) -> Result<crate::CustomerFigures> {
+        fn figures_from_row(r: &Row) -> Result<crate::CustomerFigures> {
             Ok(crate::CustomerFigures {
-                customer_id: CustomerId::from_key(r.try_get("customer_id")?),
-                frequency: r.try_get::<i64, _>("frequency")? as u32,
-                total_spend_minor: r.try_get("total_spend_minor")?,
-                last_purchase: parse_date(&r.try_get::<String, _>("last_purchase")?)?,
-                probability_alive: r.try_get("probability_alive")?,
-                expected_purchases: r.try_get("expected_purchases")?,
-                expected_value: r.try_get("expected_value")?,
-                clv: r.try_get("clv")?,
-                segment: r.try_get("segment")?,
-                rfm: r.try_get("rfm")?,
-                median_gap_days: r.try_get("median_gap_days")?,
-                overdue: r.try_get::<i64, _>("overdue")? != 0,
-                value_at_risk: r.try_get("value_at_risk")?,
+                customer_id: CustomerId::from_key(r.get("customer_id")?),
+                frequency: r.get::<i64>("frequency")? as u32,
+                total_spend_minor: r.get("total_spend_minor")?,
+                last_purchase: parse_date(&r.get::<String>("last_purchase")?)?,
+                probability_alive: r.get("probability_alive")?,
+                expected_purchases: r.get("expected_purchases")?,
+                expected_value: r.get("expected_value")?,
+                clv: r.get("clv")?,
+                segment: r.get("segment")?,
+                rfm: r.get("rfm")?,
+                median_gap_days: r.get("median_gap_days")?,
+                overdue: r.get::<i64>("overdue")? != 0,
+                value_at_risk: r.get("value_at_risk")?,
             })
         }
 
@@ -1006,25 +857,17 @@ macro_rules! define_ops {
             snapshot_id: i64,
             customer: CustomerId,
         ) -> Result<Option<crate::CustomerFigures>> {
-            let row = sqlx::query(&format!(
+            let row = c.fetch_optional(Query::new(format!(
                 "SELECT {FIGURE_COLUMNS} FROM customer_figures WHERE snapshot_id = $1 AND customer_id = $2"
-            ))
-            .bind(snapshot_id)
-            .bind(customer.key())
-            .fetch_optional(&mut *c)
-            .await?;
+            )).bind(snapshot_id).bind(customer.key())).await?;
             row.as_ref().map(figures_from_row).transpose()
         }
 
         pub(crate) async fn at_risk(c: &mut $Conn, snapshot_id: i64, limit: u32) -> Result<Vec<crate::CustomerFigures>> {
-            let rows = sqlx::query(&format!(
+            let rows = c.fetch_all(Query::new(format!(
                 "SELECT {FIGURE_COLUMNS} FROM customer_figures WHERE snapshot_id = $1 \
                  ORDER BY value_at_risk DESC, customer_id LIMIT $2"
-            ))
-            .bind(snapshot_id)
-            .bind(i64::from(limit))
-            .fetch_all(&mut *c)
-            .await?;
+            )).bind(snapshot_id).bind(i64::from(limit))).await?;
             rows.iter().map(figures_from_row).collect()
         }
 
@@ -1038,33 +881,18 @@ macro_rules! define_ops {
             status: u16,
             body: &str,
         ) -> Result<()> {
-            let inserted = sqlx::query(
-                "INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, key) DO NOTHING",
-            )
-            .bind(scope)
-            .bind(key)
-            .bind(request_hash)
-            .bind(i64::from(status))
-            .bind(body)
-            .bind(micros(Utc::now()))
-            .execute(&mut *c)
-            .await?
-            .rows_affected();
+            let inserted = c.execute(Query::new("INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, key) DO NOTHING",).bind(scope).bind(key).bind(request_hash).bind(i64::from(status)).bind(body).bind(micros(Utc::now()))).await?;
             if inserted == 0 { Err(StoreError::IdempotencyRace) } else { Ok(()) }
         }
 
         pub(crate) async fn idempotent_response(c: &mut $Conn, scope: &str, key: &str) -> Result<Option<StoredResponse>> {
-            let row = sqlx::query("SELECT request_hash, status, body FROM idempotency_keys WHERE scope = $1 AND key = $2")
-                .bind(scope)
-                .bind(key)
-                .fetch_optional(&mut *c)
-                .await?;
+            let row = c.fetch_optional(Query::new("SELECT request_hash, status, body FROM idempotency_keys WHERE scope = $1 AND key = $2").bind(scope).bind(key)).await?;
             row.map(|r| {
                 Ok(StoredResponse {
-                    request_hash: r.try_get("request_hash")?,
-                    status: r.try_get::<i64, _>("status")? as u16,
-                    body: r.try_get("body")?,
+                    request_hash: r.get("request_hash")?,
+                    status: r.get::<i64>("status")? as u16,
+                    body: r.get("body")?,
                 })
             })
             .transpose()
@@ -1080,53 +908,33 @@ macro_rules! define_ops {
             role: Role,
             now: DateTime<Utc>,
         ) -> Result<ApiKey> {
-            let row = sqlx::query(
-                "INSERT INTO api_keys (prefix, secret_hash, name, role, created_at) VALUES ($1, $2, $3, $4, $5) \
-                 RETURNING id, prefix, secret_hash, name, role, created_at, revoked_at",
-            )
-            .bind(prefix)
-            .bind(hash)
-            .bind(name)
-            .bind(role.as_str())
-            .bind(micros(now))
-            .fetch_one(&mut *c)
-            .await?;
+            let row = c.fetch_one(Query::new("INSERT INTO api_keys (prefix, secret_hash, name, role, created_at) VALUES ($1, $2, $3, $4, $5) \
+                 RETURNING id, prefix, secret_hash, name, role, created_at, revoked_at",).bind(prefix).bind(hash).bind(name).bind(role.as_str()).bind(micros(now))).await?;
             Ok(api_key_from_row(&row)?.0)
         }
 
         pub(crate) async fn api_key_by_prefix(c: &mut $Conn, prefix: &str) -> Result<Option<(ApiKey, String)>> {
-            let row = sqlx::query(
-                "SELECT id, prefix, secret_hash, name, role, created_at, revoked_at FROM api_keys WHERE prefix = $1",
-            )
-            .bind(prefix)
-            .fetch_optional(&mut *c)
-            .await?;
+            let row = c.fetch_optional(Query::new("SELECT id, prefix, secret_hash, name, role, created_at, revoked_at FROM api_keys WHERE prefix = $1",).bind(prefix)).await?;
             row.as_ref().map(api_key_from_row).transpose()
         }
 
         pub(crate) async fn api_keys(c: &mut $Conn) -> Result<Vec<ApiKey>> {
             let rows =
-                sqlx::query("SELECT id, prefix, secret_hash, name, role, created_at, revoked_at FROM api_keys ORDER BY id")
-                    .fetch_all(&mut *c)
-                    .await?;
+                c.fetch_all(Query::new("SELECT id, prefix, secret_hash, name, role, created_at, revoked_at FROM api_keys ORDER BY id")).await?;
             rows.iter().map(|r| api_key_from_row(r).map(|(k, _)| k)).collect()
         }
 
         pub(crate) async fn revoke_api_key(c: &mut $Conn, prefix: &str, now: DateTime<Utc>) -> Result<Option<ApiKey>> {
-            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE prefix = $2 AND revoked_at IS NULL")
-                .bind(micros(now))
-                .bind(prefix)
-                .execute(&mut *c)
-                .await?;
+            c.execute(Query::new("UPDATE api_keys SET revoked_at = $1 WHERE prefix = $2 AND revoked_at IS NULL").bind(micros(now)).bind(prefix)).await?;
             Ok(api_key_by_prefix(c, prefix).await?.map(|(k, _)| k))
         }
     };
 }
 
 pub(crate) mod sqlite {
-    define_ops!(sqlx::Sqlite, sqlx::SqliteConnection);
+    define_ops!(crate::db::SqliteConn);
 }
 
 pub(crate) mod postgres {
-    define_ops!(sqlx::Postgres, sqlx::PgConnection);
+    define_ops!(sqlx::PgConnection);
 }

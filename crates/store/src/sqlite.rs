@@ -1,144 +1,213 @@
-//! The SQLite backend: one writer task with group commit, and a pool of readers.
+//! The SQLite backend: one writer thread with group commit, and a pool of readers.
 //!
-//! Every write is a job sent to the writer. The writer takes the first waiting job, opens
-//! `BEGIN IMMEDIATE`, runs it inside a savepoint, then takes every other job already waiting (up to
-//! `MAX_BATCH`) and runs each in its own savepoint, and commits once. A job that fails is rolled back
-//! to its savepoint without touching the others. Results are handed back only after the commit, so a
-//! write is acknowledged only once it is durable (`synchronous=FULL`).
+//! Every write is a job sent to the writer thread, which owns the one writing connection. The
+//! writer takes the first waiting job, opens `BEGIN IMMEDIATE`, runs it inside a savepoint, then takes
+//! every other job already waiting (up to `MAX_BATCH`) and runs each in its own savepoint, and commits
+//! once. A job that fails (or panics) is rolled back to its savepoint without touching the others.
+//! Results are handed back only after the commit, so a write is acknowledged only once it is durable
+//! (`synchronous=FULL`). Statements run on the writer thread itself: a job costs one hand-off to the
+//! thread and one back, however many statements it runs.
+//!
+//! Reads borrow one of a few read-only connections and run on the calling task; a SQLite read of
+//! one request's data takes microseconds, less than handing it to another thread would.
 
-use std::str::FromStr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use prometheus_client::metrics::histogram::Histogram;
-use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, Sqlite, SqliteConnection, SqlitePool};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use rusqlite::OpenFlags;
+use tokio::sync::{Semaphore, SemaphorePermit, mpsc, oneshot};
 
+use crate::db::{SqliteConn, run_ready};
 use crate::{Result, StoreError};
 
 const MAX_BATCH: usize = 512;
-const READERS: u32 = 4;
+const READERS: usize = 4;
 
 type Deliver = Box<dyn FnOnce(Result<()>) + Send>;
 
-/// A queued write, type-erased: runs on the writer's connection and returns how to deliver its result.
-type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Deliver)> + Send>;
+/// A queued write, type-erased: runs on the writer's connection and returns whether it succeeded
+/// and how to deliver its result once the batch has committed (or failed).
+type Job = Box<dyn FnOnce(&mut SqliteConn) -> (bool, Deliver) + Send>;
 
 pub(crate) struct SqliteStore {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
-    writer_done: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    readers: SqlitePool,
-    options: SqliteConnectOptions,
+    writer_done: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Readers,
+    path: String,
+}
+
+fn open(path: &str, flags: OpenFlags) -> Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")?;
+    Ok(conn)
+}
+
+fn open_writer(path: &str) -> Result<rusqlite::Connection> {
+    let conn = open(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+    // WAL with a full sync at every commit: an acknowledged write survives a power cut. Savepoint
+    // journals stay in memory; a larger page cache keeps index updates of big files cheap.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = -262144; PRAGMA wal_autocheckpoint = 10000;")?;
+    Ok(conn)
 }
 
 impl SqliteStore {
     pub(crate) async fn open(path: &str, batch_sizes: Histogram) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true)
-            // Savepoint journals stay in memory; a larger page cache keeps index updates of big files cheap.
-            .pragma("temp_store", "memory");
-        let writer = options.clone().pragma("cache_size", "-65536").connect().await?;
-        let readers = SqlitePoolOptions::new()
-            .max_connections(READERS)
-            .min_connections(1)
-            .connect_with(options.clone().read_only(true))
-            .await?;
+        let writer = SqliteConn::new(open_writer(path)?);
         let (tx, rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
-        let handle = tokio::spawn(run_writer(writer, rx, batch_sizes));
-        Ok(SqliteStore { jobs: Mutex::new(Some(tx)), writer_done: Mutex::new(Some(handle)), readers, options })
+        let handle = std::thread::Builder::new()
+            .name("regulars-sqlite-writer".into())
+            .spawn(move || run_writer(writer, rx, batch_sizes))
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the SQLite writer thread: {e}")))?;
+        Ok(SqliteStore {
+            jobs: Mutex::new(Some(tx)),
+            writer_done: Mutex::new(Some(handle)),
+            readers: Readers { idle: Mutex::new(Vec::new()), permits: Semaphore::new(READERS), path: path.to_owned() },
+            path: path.to_owned(),
+        })
     }
 
     /// A separate connection for migrations, which run before any other write.
-    pub(crate) async fn writer_for_migrations(&self) -> Result<SqliteConnection> {
-        Ok(self.options.clone().connect().await?)
+    pub(crate) fn writer_for_migrations(&self) -> Result<SqliteConn> {
+        Ok(SqliteConn::new(open_writer(&self.path)?))
     }
 
-    pub(crate) async fn reader(&self) -> Result<PoolConnection<Sqlite>> {
-        Ok(self.readers.acquire().await?)
+    pub(crate) async fn reader(&self) -> Result<Reader<'_>> {
+        self.readers.acquire().await
     }
 
     /// Queues `op` for the writer and waits until it has committed (or failed).
     pub(crate) async fn write<T, F>(&self, op: F) -> Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConn) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
         let (done_tx, done_rx) = oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |conn| {
-            Box::pin(async move {
-                let result = op(conn).await;
-                let ok = result.is_ok();
-                let deliver: Deliver = Box::new(move |commit| {
-                    let _ = done_tx.send(commit.and(result));
-                });
-                (ok, deliver)
-            })
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| run_ready(op(conn))))
+                .unwrap_or_else(|_| Err(StoreError::Corrupt("the write panicked and was rolled back".into())));
+            let ok = result.is_ok();
+            let deliver: Deliver = Box::new(move |commit| {
+                let _ = done_tx.send(commit.and(result));
+            });
+            (ok, deliver)
         });
-        let sender = self.jobs.lock().await.clone().ok_or(StoreError::Closed)?;
+        let sender = self.jobs.lock().expect("jobs lock").clone().ok_or(StoreError::Closed)?;
         sender.send(job).await.map_err(|_| StoreError::Closed)?;
         done_rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Stops taking writes, waits for the queued ones to commit, and closes the connections.
     pub(crate) async fn close(&self) {
-        self.jobs.lock().await.take();
-        if let Some(handle) = self.writer_done.lock().await.take() {
-            let _ = handle.await;
+        self.jobs.lock().expect("jobs lock").take();
+        let handle = self.writer_done.lock().expect("writer lock").take();
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
-        self.readers.close().await;
+        self.readers.permits.close();
+        self.readers.idle.lock().expect("readers lock").clear();
     }
 }
 
-async fn run_writer(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Job>, batch_sizes: Histogram) {
+fn run_writer(mut conn: SqliteConn, mut jobs: mpsc::Receiver<Job>, batch_sizes: Histogram) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut deliveries: Vec<Deliver> = Vec::with_capacity(MAX_BATCH);
-    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let outcome = run_batch(&mut conn, &mut batch, &mut deliveries).await;
+    while let Some(first) = jobs.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcome = run_batch(&mut conn, &mut batch, &mut deliveries);
         batch_sizes.observe(deliveries.len() as f64);
         for deliver in deliveries.drain(..) {
             deliver(match &outcome {
                 Ok(()) => Ok(()),
-                Err(e) => Err(StoreError::Database(sqlx::Error::Protocol(format!("commit failed: {e}")))),
+                Err(e) => Err(StoreError::Corrupt(format!("commit failed: {e}"))),
             });
         }
     }
-    let _ = sqlx::Connection::close(conn).await;
 }
 
-async fn run_batch(
-    conn: &mut SqliteConnection,
-    batch: &mut Vec<Job>,
-    deliveries: &mut Vec<Deliver>,
-) -> Result<(), sqlx::Error> {
-    let outcome = async {
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-        let mut open = false;
+fn run_batch(conn: &mut SqliteConn, batch: &mut Vec<Job>, deliveries: &mut Vec<Deliver>) -> Result<()> {
+    let outcome = (|| {
+        conn.run("BEGIN IMMEDIATE")?;
         for job in batch.drain(..) {
-            // One round trip per job: the release of the previous savepoint and the next one together.
-            sqlx::query(if open { "RELEASE job; SAVEPOINT job" } else { "SAVEPOINT job" }).execute(&mut *conn).await?;
-            open = true;
-            let (ok, deliver) = job(conn).await;
+            conn.run("SAVEPOINT job")?;
+            let (ok, deliver) = job(conn);
             deliveries.push(deliver);
             if !ok {
-                sqlx::query("ROLLBACK TO job").execute(&mut *conn).await?;
+                conn.run("ROLLBACK TO job")?;
             }
+            conn.run("RELEASE job")?;
         }
-        if open {
-            sqlx::query("RELEASE job").execute(&mut *conn).await?;
-        }
-        sqlx::query("COMMIT").execute(&mut *conn).await?;
-        Ok(())
-    }
-    .await;
+        conn.run("COMMIT")
+    })();
     if outcome.is_err() {
-        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        let _ = conn.run("ROLLBACK");
         // Jobs that did not run are dropped: their callers learn the store failed.
         batch.clear();
     }
     outcome
+}
+
+/// A few read-only connections, opened as needed.
+struct Readers {
+    idle: Mutex<Vec<SqliteConn>>,
+    permits: Semaphore,
+    path: String,
+}
+
+impl Readers {
+    async fn acquire(&self) -> Result<Reader<'_>> {
+        let permit = self.permits.acquire().await.map_err(|_| StoreError::Closed)?;
+        let idle = self.idle.lock().expect("readers lock").pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => SqliteConn::new(open(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?),
+        };
+        Ok(Reader { conn: Some(conn), readers: self, _permit: permit })
+    }
+}
+
+/// A read connection borrowed from the pool; it goes back when dropped.
+pub(crate) struct Reader<'a> {
+    conn: Option<SqliteConn>,
+    readers: &'a Readers,
+    _permit: SemaphorePermit<'a>,
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = SqliteConn;
+    fn deref(&self) -> &SqliteConn {
+        self.conn.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Reader<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConn {
+        self.conn.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.readers.idle.lock().expect("readers lock").push(conn);
+        }
+    }
+}
+
+/// Runs `work`, a long read, telling a multi-threaded runtime to move its other tasks off this thread.
+pub(crate) fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
+        _ => work(),
+    }
 }
