@@ -8,7 +8,8 @@
 //!   in time order (at equal times: holds expire, then lots mature, then lots expire): an open hold whose
 //!   `expires_at` has come releases its points; a pending lot whose `available_from` has come becomes
 //!   available; a lot whose `expires_at` has come expires what is left of it. Points that a release returns to
-//!   a lot already expired expire at once. Last, available points repay any debt.
+//!   a lot already expired expire at once. After everything due at one instant, available points repay any
+//!   debt, as they do after every request.
 //! - **Spending order.** Redemptions, holds, negative adjustments and debt repayment take points from available
 //!   lots soonest-expiring first; among equal expiry, the earliest earned first (then the lowest lot number);
 //!   lots that never expire come last ([`spending_order`]).
@@ -135,7 +136,12 @@ pub fn execute(state: &WalletState, request: &Request, now: DateTime<Utc>) -> Re
         if recorded.fingerprint != fingerprint {
             return Err(Refusal::AmountMismatch);
         }
-        return Ok(Outcome { receipt: recorded.receipt, replayed: true, balances: state.balances, ..Outcome::default() });
+        return Ok(Outcome {
+            receipt: recorded.receipt,
+            replayed: true,
+            balances: state.balances,
+            ..Outcome::default()
+        });
     }
     let mut work = Work::new(state, now);
     work.settle_time();
@@ -208,8 +214,21 @@ impl Work {
         self.out.postings.push(posting);
     }
 
-    fn add_lot(&mut self, points: Points, source: LotSource, available_from: DateTime<Utc>, expires_at: Option<DateTime<Utc>>) -> LotId {
-        let lot = Lot { id: LotId(self.state.lots_created + 1), points, earned_at: self.now, available_from, expires_at, source };
+    fn add_lot(
+        &mut self,
+        points: Points,
+        source: LotSource,
+        available_from: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> LotId {
+        let lot = Lot {
+            id: LotId(self.state.lots_created + 1),
+            points,
+            earned_at: self.now,
+            available_from,
+            expires_at,
+            source,
+        };
         let id = lot.id;
         self.state.add_lot(lot.clone());
         self.out.new_lots.push(lot);
@@ -277,7 +296,7 @@ impl Work {
             }
         }
         due.sort_by_key(|&(at, rank, id, _)| (at, rank, id));
-        for (at, _, _, event) in due {
+        for (i, &(at, _, _, event)) in due.iter().enumerate() {
             match event {
                 Due::HoldExpires(id) => {
                     self.release(id, Points::ZERO, Release::Expired, at);
@@ -298,14 +317,25 @@ impl Work {
                     }
                 }
             }
+            // Once everything due at an instant is done, what became available repays debt at that instant,
+            // so a late settlement ends where a clock ticking through every instant would.
+            if due.get(i + 1).is_none_or(|next| next.0 != at) {
+                self.repay_debt_at(at);
+            }
         }
     }
 
     /// Available points repay what the customer owes, in spending order.
     fn repay_debt(&mut self) {
+        self.repay_debt_at(self.now);
+    }
+
+    fn repay_debt_at(&mut self, at: DateTime<Utc>) {
         let repay = self.state.balances.owed().min(self.state.balances.available);
         if repay.is_positive() {
-            self.spend(repay, Account::Debt, &Reason::DebtRepaid, None);
+            for draw in self.plan_spend(repay) {
+                self.post(Account::Available, Account::Debt, draw.points, Some(draw.lot), None, Reason::DebtRepaid, at);
+            }
         }
     }
 
@@ -318,7 +348,15 @@ impl Work {
             let take = to_capture.min(draw.points);
             to_capture -= take;
             if take.is_positive() {
-                self.post(Account::Held, Account::Redemptions, take, Some(draw.lot), Some(id), Reason::HoldCaptured, at);
+                self.post(
+                    Account::Held,
+                    Account::Redemptions,
+                    take,
+                    Some(draw.lot),
+                    Some(id),
+                    Reason::HoldCaptured,
+                    at,
+                );
             }
             let rest = draw.points - take;
             if rest.is_positive() {
@@ -529,7 +567,13 @@ mod tests {
         }
     }
 
-    fn earn(points: i64, order_no: Option<i64>, now: DateTime<Utc>, lock_days: i64, expiry_days: Option<i64>) -> Command {
+    fn earn(
+        points: i64,
+        order_no: Option<i64>,
+        now: DateTime<Utc>,
+        lock_days: i64,
+        expiry_days: Option<i64>,
+    ) -> Command {
         let reason = EarnReason { rule: EarnRule::WelcomeBonus, order: order_no.map(order) };
         Command::Earn(Earn {
             parts: vec![EarnPart { reason, points: p(points) }],
@@ -600,10 +644,7 @@ mod tests {
         assert_eq!((book.available(), book.state.balances.held.get()), (40, 60));
         assert_eq!(book.run(redeem(41), day(0)).unwrap_err().code(), "insufficient_points");
         let capture = |points| Command::Capture { hold, points: Some(p(points)) };
-        assert_eq!(
-            book.run(capture(61), day(0)),
-            Err(Refusal::CaptureExceedsHold { held: p(60), requested: p(61) })
-        );
+        assert_eq!(book.run(capture(61), day(0)), Err(Refusal::CaptureExceedsHold { held: p(60), requested: p(61) }));
         assert_eq!(book.run(capture(45), day(0)).unwrap().points, p(45));
         assert_eq!((book.available(), book.state.balances.held.get()), (55, 0));
         assert_eq!(book.run(capture(1), day(0)).unwrap_err().code(), "hold_already_resolved");
@@ -625,7 +666,8 @@ mod tests {
         let settled = book.settle(day(4));
         assert_eq!(book.state.holds[&a].status, HoldStatus::Expired);
         assert_eq!(book.available(), 50);
-        let expired: i64 = settled.postings.iter().filter(|p| p.credit == Account::Expired).map(|p| p.points.get()).sum();
+        let expired: i64 =
+            settled.postings.iter().filter(|p| p.credit == Account::Expired).map(|p| p.points.get()).sum();
         assert_eq!(expired, 50);
         assert!(settled.postings.iter().all(|p| p.at == day(3)));
         assert_eq!(book.run(Command::Capture { hold: a, points: None }, day(4)).unwrap_err().code(), "hold_expired");

@@ -14,6 +14,6 @@ pub use refusal::Refusal;
 pub use verify::{Finding, verify};
 pub use wallet::{
     Account, Balances, Draw, EarnReason, EarnRule, Hold, HoldId, HoldResolution, HoldState, HoldStatus, Lot, LotId,
-    LotSource, LotState, OrderPoints, OrderRef, Outcome, Posting, Reason, Receipt, RecordedRequest, Release,
-    RequestId, TierBoost, WalletState,
+    LotSource, LotState, OrderPoints, OrderRef, Outcome, Posting, Reason, Receipt, RecordedRequest, Release, RequestId,
+    TierBoost, WalletState,
 };

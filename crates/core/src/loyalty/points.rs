@@ -151,9 +151,9 @@ impl<'de> Deserialize<'de> for Multiplier {
             Whole(i64),
             Text(String),
         }
-        let parsed = match Raw::deserialize(deserializer).map_err(|_| {
-            serde::de::Error::custom("a multiplier is a whole number or a string such as \"1.5\"")
-        })? {
+        let parsed = match Raw::deserialize(deserializer)
+            .map_err(|_| serde::de::Error::custom("a multiplier is a whole number or a string such as \"1.5\""))?
+        {
             Raw::Whole(n) => n.checked_mul(100).map_or_else(
                 || Err(FieldError::new("multiplier", "too large")),
                 |h| Multiplier::from_hundredths("multiplier", h),

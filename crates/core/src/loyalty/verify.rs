@@ -139,7 +139,9 @@ pub fn verify(state: &WalletState, postings: &[Posting]) -> Vec<Finding> {
         *accounts.entry(p.credit).or_default() += p.points;
         *accounts.entry(p.debit).or_default() -= p.points;
         match p.lot {
-            None if p.debit.holds_lots() || p.credit.holds_lots() => findings.push(Finding::PostingWithoutLot { index }),
+            None if p.debit.holds_lots() || p.credit.holds_lots() => {
+                findings.push(Finding::PostingWithoutLot { index })
+            }
             Some(lot) if !state.lots.contains_key(&lot) => findings.push(Finding::UnknownLot { index, lot }),
             Some(lot) => {
                 let parts = lots.entry(lot).or_default();
@@ -164,9 +166,9 @@ pub fn verify(state: &WalletState, postings: &[Posting]) -> Vec<Finding> {
         }
         match &p.reason {
             Reason::Earned(EarnReason { order: Some(order), .. }) => orders.entry(order.id).or_default().0 += p.points,
-            Reason::ClawedBack { order, .. } | Reason::DebtRecorded { order, .. } | Reason::WrittenOff { order, .. } => {
-                orders.entry(order.id).or_default().1 += p.points
-            }
+            Reason::ClawedBack { order, .. }
+            | Reason::DebtRecorded { order, .. }
+            | Reason::WrittenOff { order, .. } => orders.entry(order.id).or_default().1 += p.points,
             _ => {}
         }
     }
@@ -234,7 +236,11 @@ pub fn verify(state: &WalletState, postings: &[Posting]) -> Vec<Finding> {
             findings.push(Finding::OrderMismatch { order: *order });
         }
         if clawed_back > earned {
-            findings.push(Finding::ClawedBackMoreThanEarned { order: *order, earned: *earned, clawed_back: *clawed_back });
+            findings.push(Finding::ClawedBackMoreThanEarned {
+                order: *order,
+                earned: *earned,
+                clawed_back: *clawed_back,
+            });
         }
     }
     for order in state.orders.keys().filter(|o| !orders.contains_key(o)) {

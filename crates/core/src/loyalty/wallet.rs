@@ -190,18 +190,35 @@ pub struct TierBoost {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EarnRule {
     /// Points per currency unit of the order's net amount, with product and tier multipliers.
-    Purchase { points_per_unit: u32, currency: Currency, tier: Option<TierBoost>, multiplied_lines: u32 },
+    Purchase {
+        points_per_unit: u32,
+        currency: Currency,
+        tier: Option<TierBoost>,
+        multiplied_lines: u32,
+    },
     WelcomeBonus,
-    NthPurchase { n: u32 },
-    BigSpender { above: Money },
+    NthPurchase {
+        n: u32,
+    },
+    BigSpender {
+        above: Money,
+    },
     SignUp,
-    Birthday { year: i32 },
+    Birthday {
+        year: i32,
+    },
     /// The referrer's bonus when a friend they referred made a first purchase.
-    Referrer { friend: CustomerId },
+    Referrer {
+        friend: CustomerId,
+    },
     /// The friend's bonus on their first purchase.
-    ReferredFriend { referrer: CustomerId },
+    ReferredFriend {
+        referrer: CustomerId,
+    },
     /// A custom event posted by the integration (`review`, `newsletter`).
-    Event { name: String },
+    Event {
+        name: String,
+    },
 }
 
 impl EarnRule {
@@ -243,20 +260,33 @@ pub enum Reason {
     Earned(EarnReason),
     /// A pending lot's lock period ended.
     Matured,
-    Redeemed { note: Option<String> },
+    Redeemed {
+        note: Option<String>,
+    },
     HoldPlaced,
     HoldCaptured,
     HoldReleased(Release),
     Expired,
     /// A refund took back points earned on what was returned.
-    ClawedBack { order: OrderRef, refund: RefundId },
+    ClawedBack {
+        order: OrderRef,
+        refund: RefundId,
+    },
     /// The part of a clawback the wallet could not cover, recorded as owed.
-    DebtRecorded { order: OrderRef, refund: RefundId },
+    DebtRecorded {
+        order: OrderRef,
+        refund: RefundId,
+    },
     /// The part of a clawback the wallet could not cover, forgiven.
-    WrittenOff { order: OrderRef, refund: RefundId },
+    WrittenOff {
+        order: OrderRef,
+        refund: RefundId,
+    },
     /// Points that became available went to repay a debt.
     DebtRepaid,
-    Adjusted { note: String },
+    Adjusted {
+        note: String,
+    },
 }
 
 impl Reason {
@@ -543,7 +573,9 @@ impl WalletState {
             Reason::Earned(EarnReason { order: Some(order), .. }) => {
                 self.orders.entry(order.id).or_default().earned += p.points;
             }
-            Reason::ClawedBack { order, .. } | Reason::DebtRecorded { order, .. } | Reason::WrittenOff { order, .. } => {
+            Reason::ClawedBack { order, .. }
+            | Reason::DebtRecorded { order, .. }
+            | Reason::WrittenOff { order, .. } => {
                 self.orders.entry(order.id).or_default().clawed_back += p.points;
             }
             _ => {}
