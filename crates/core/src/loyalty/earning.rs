@@ -314,6 +314,30 @@ mod tests {
     }
 
     #[test]
+    fn an_order_earns_once_through_the_ledger_and_its_refund_takes_the_points_back() {
+        use crate::loyalty::ledger::{Request, execute};
+        use crate::loyalty::wallet::{RequestId, WalletState};
+        let program = example();
+        let o = order(vec![line("A", 2, 1000, 0)]);
+        let e = earn_for_order(&program, &o, &BTreeMap::new(), regular(None, 0));
+        assert_eq!(e.total, Points::new(120), "20 for 20.00 EUR and the welcome bonus");
+        let now = Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap();
+        let reference = OrderRef::new(o.id, o.external_id.as_ref());
+        let earn = Request { id: RequestId::for_order(o.id), command: e.command(&program, &reference, now) };
+        let mut state = WalletState::default();
+        state.apply(&execute(&state, &earn, now).unwrap());
+        assert_eq!(state.balances.pending, Points::new(120));
+        assert!(execute(&state, &earn, now + chrono::Duration::minutes(1)).unwrap().replayed);
+        let refund = RefundId::from_key(1);
+        let clawback =
+            Request { id: RequestId::for_refund(refund), command: clawback_command(&program, &o, refund, 1000) };
+        let outcome = execute(&state, &clawback, now).unwrap();
+        assert_eq!(outcome.receipt.points, Points::new(60), "half the order, half its points");
+        state.apply(&outcome);
+        assert_eq!(state.balances.pending, Points::new(60));
+    }
+
+    #[test]
     fn other_currencies_earn_nothing() {
         let mut o = order(vec![line("A", 1, 5000, 0)]);
         o.currency = Currency::parse("c", "USD").unwrap();

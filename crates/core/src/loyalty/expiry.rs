@@ -105,6 +105,31 @@ mod tests {
     }
 
     #[test]
+    fn expiring_within_selects_lots_with_points_left_soonest_first() {
+        use crate::loyalty::ledger::{Command, Request, execute};
+        use crate::loyalty::wallet::RequestId;
+        let now = utc(2026, 5, 1, 0);
+        let mut state = WalletState::default();
+        for (i, days) in [40, 10, 5, 20].into_iter().enumerate() {
+            let command = Command::Adjust {
+                points: Points::new(10 * (i as i64 + 1)),
+                note: "test".into(),
+                expires_at: Some(now + Duration::days(days)),
+            };
+            let id = RequestId::parse("id", &format!("a{i}")).unwrap();
+            state.apply(&execute(&state, &Request { id, command }, now).unwrap());
+        }
+        let id = RequestId::parse("id", "spend").unwrap();
+        let spend = Command::Redeem { points: Points::new(30), note: None };
+        state.apply(&execute(&state, &Request { id, command: spend }, now).unwrap());
+        // Lots 1..4 hold 10, 20, 30, 40 expiring in 40, 10, 5, 20 days; the 5-day lot was spent.
+        let soon: Vec<(u32, i64)> =
+            expiring_within(&state, now, 20).iter().map(|e| (e.lot.0, e.points.get())).collect();
+        assert_eq!(soon, vec![(2, 20), (4, 40)]);
+        assert!(expiring_within(&state, now + Duration::days(41), 30).is_empty());
+    }
+
+    #[test]
     fn policies_read_from_toml() {
         #[derive(Deserialize)]
         struct F {
