@@ -372,13 +372,13 @@ impl Work {
     }
 
     fn earn(&mut self, earn: &Earn) -> Result<Receipt, Refusal> {
-        if earn.parts.iter().any(|p| p.points.get() < 0) {
-            return Err(Refusal::InvalidPoints);
-        }
-        let total: Points = earn.parts.iter().map(|p| p.points).sum();
-        if total.get() > Points::MAX_REQUEST {
-            return Err(Refusal::InvalidPoints);
-        }
+        let total = earn
+            .parts
+            .iter()
+            .try_fold(0i64, |sum, p| if p.points.get() < 0 { None } else { sum.checked_add(p.points.get()) })
+            .filter(|&t| t <= Points::MAX_REQUEST)
+            .map(Points::new)
+            .ok_or(Refusal::InvalidPoints)?;
         if !total.is_positive() {
             return Ok(Receipt::default());
         }
@@ -486,11 +486,11 @@ impl Work {
     }
 
     fn adjust(&mut self, points: Points, note: &str, expires_at: Option<DateTime<Utc>>) -> Result<Receipt, Refusal> {
+        if points.get().unsigned_abs() > Points::MAX_REQUEST as u64 {
+            return Err(Refusal::InvalidPoints);
+        }
         let reason = Reason::Adjusted { note: note.to_owned() };
         if points.is_positive() {
-            if points.get() > Points::MAX_REQUEST {
-                return Err(Refusal::InvalidPoints);
-            }
             let lot = self.add_lot(points, LotSource::Adjustment, self.now, expires_at);
             self.post(Account::Adjustments, Account::Available, points, Some(lot), None, reason, self.now);
             return Ok(Receipt { points, lot: Some(lot), ..Receipt::default() });
@@ -752,6 +752,11 @@ mod tests {
         assert_eq!(book.run(adjust(-26), day(0)).unwrap_err().code(), "insufficient_points");
         assert_eq!(book.run(adjust(-5), day(0)).unwrap().points, p(-5));
         assert_eq!(book.run(adjust(0), day(0)).unwrap_err().code(), "invalid_points");
+        assert_eq!(book.run(adjust(i64::MIN), day(0)).unwrap_err().code(), "invalid_points");
+        let huge = |n| EarnPart { reason: EarnReason { rule: EarnRule::SignUp, order: None }, points: p(n) };
+        let parts = vec![huge(i64::MAX), huge(i64::MAX)];
+        let earn = Earn { parts, source: LotSource::Award, available_from: day(0), expires_at: None };
+        assert_eq!(book.run(Command::Earn(earn), day(0)).unwrap_err().code(), "invalid_points");
         assert_eq!(book.available(), 20);
     }
 
