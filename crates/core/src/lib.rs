@@ -8,6 +8,7 @@ pub mod access;
 pub mod customer;
 pub mod ids;
 pub mod import;
+pub mod loyalty;
 pub mod money;
 pub mod order;
 pub mod text;
