@@ -7,7 +7,6 @@
 //! ([`run_ready`]). PostgreSQL runs on sqlx.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -78,8 +77,9 @@ impl Query {
     /// Appends a new `$n` parameter and binds `value` to it.
     pub(crate) fn push_bind(&mut self, value: impl IntoArg) -> &mut Query {
         self.args.push(value.into_arg());
-        let n = self.args.len();
-        write!(self.sql.to_mut(), "${n}").expect("writing to a String cannot fail");
+        let sql = self.sql.to_mut();
+        sql.push('$');
+        sql.push_str(itoa::Buffer::new().format(self.args.len()));
         self
     }
 
@@ -287,11 +287,7 @@ impl SqliteConn {
 
     /// Runs `query`, handing each result row to `row` (if given, until it returns false); returns
     /// the rows changed.
-    fn run_query(
-        &mut self,
-        query: &Query,
-        row: Option<OnRow<'_>>,
-    ) -> Result<u64> {
+    fn run_query(&mut self, query: &Query, row: Option<OnRow<'_>>) -> Result<u64> {
         let mut statement = self.conn.prepare_cached(&numbered_parameters(query.sql()))?;
         if statement.parameter_count() != query.args.len() {
             return Err(StoreError::Corrupt(format!(
@@ -324,8 +320,7 @@ impl SqliteConn {
         let mut columns: Option<Arc<[String]>> = None;
         let mut collect = |row: &rusqlite::Row<'_>| -> Result<bool> {
             let statement = row.as_ref();
-            let columns =
-                columns.get_or_insert_with(|| statement.column_names().map(str::to_owned).collect());
+            let columns = columns.get_or_insert_with(|| statement.column_names().map(str::to_owned).collect());
             let mut values = Vec::with_capacity(columns.len());
             for i in 0..columns.len() {
                 values.push(match row.get_ref(i)? {

@@ -16,7 +16,24 @@ use regulars_core::{
 use crate::{Result, StoreError};
 
 /// Rows per multi-row INSERT: keeps every statement under both backends' limits on parameters.
-pub(crate) const ROWS_PER_INSERT: usize = 1000;
+pub(crate) const ROWS_PER_INSERT: usize = 512;
+
+/// `items` in chunks of `max` (a power of two) rows, the rest in chunks of falling powers of two
+/// (e.g. 512, 512, 64, 8, 2). A multi-row statement's text depends on its number of rows, so this keeps
+/// the statements of any batch to a dozen shapes that both backends prepare once and cache.
+pub(crate) fn chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    debug_assert!(max.is_power_of_two());
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let take = if rest.len() >= max { max } else { 1 << rest.len().ilog2() };
+        let (chunk, tail) = rest.split_at(take);
+        rest = tail;
+        Some(chunk)
+    })
+}
 
 pub(crate) fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
@@ -322,7 +339,7 @@ macro_rules! define_ops {
             products: impl Iterator<Item = (&'a str, &'a str, Option<&'a str>, Option<(i64, &'a str)>)>,
         ) -> Result<()> {
             let products: Vec<_> = products.collect();
-            for chunk in products.chunks(ROWS_PER_INSERT) {
+            for chunk in chunks(&products, ROWS_PER_INSERT) {
                 let mut q = Query::new("INSERT INTO products (sku, name, category, price_minor, price_currency) ");
                 q.push_values(chunk, |b, (sku, name, category, price)| {
                     b.bind(sku.to_string())
@@ -465,7 +482,7 @@ macro_rules! define_ops {
             lines: impl Iterator<Item = (i64, usize, &'a regulars_core::OrderLine, u32)>,
         ) -> Result<u64> {
             let lines: Vec<_> = lines.collect();
-            for chunk in lines.chunks(ROWS_PER_INSERT) {
+            for chunk in chunks(&lines, ROWS_PER_INSERT) {
                 let mut q = Query::new(
                     "INSERT INTO order_lines (order_id, line_no, sku, name, quantity, unit_price_minor, discount_minor, \
                      refunded_quantity) ",
@@ -601,7 +618,7 @@ macro_rules! define_ops {
                     m.entry(k).and_modify(|v: &mut i64| *v = (*v).min(t)).or_insert(t);
                     m
                 });
-            for chunk in customers.chunks(ROWS_PER_INSERT / 4) {
+            for chunk in chunks(&customers, ROWS_PER_INSERT / 4) {
                 let mut q = Query::new(
                     "INSERT INTO customers (external_id, email, phone, name, birthday, locale, time_zone, \
                      consent_marketing, consent_recorded_at, consent_source, attributes, first_seen_at) ",
@@ -643,7 +660,7 @@ macro_rules! define_ops {
             ensure_products(c, products.into_iter()).await?;
             // Orders: insert those not yet stored; learn the keys of the new ones.
             let mut order_keys: HashMap<String, i64> = HashMap::with_capacity(batch.len());
-            for chunk in batch.chunks(ROWS_PER_INSERT) {
+            for chunk in chunks(&batch, ROWS_PER_INSERT) {
                 let mut q = Query::new(
                     "INSERT INTO orders (external_id, customer_id, placed_at, currency, total_minor, refunded_minor, \
                      recorded_at) ",
@@ -694,7 +711,7 @@ macro_rules! define_ops {
                         refund_rows.push((order_key, refund, lines));
                     }
                 }
-                for chunk in refund_rows.chunks(ROWS_PER_INSERT) {
+                for chunk in chunks(&refund_rows, ROWS_PER_INSERT) {
                     let mut q = Query::new(
                         "INSERT INTO refunds (external_id, order_id, refunded_at, amount_minor) ",
                     );
@@ -715,7 +732,7 @@ macro_rules! define_ops {
                         .filter_map(|(_, refund, lines)| Some((*refund_keys.get(refund.external_id.as_str())?, *lines)))
                         .flat_map(|(key, lines)| lines.iter().map(move |l| (key, l)))
                         .collect();
-                    for lines in refund_lines.chunks(ROWS_PER_INSERT) {
+                    for lines in chunks(&refund_lines, ROWS_PER_INSERT) {
                         let mut q = Query::new(
                             "INSERT INTO refund_lines (refund_id, line_no, quantity, amount_minor) ",
                         );
@@ -783,7 +800,7 @@ macro_rules! define_ops {
             figures: &[crate::CustomerFigures],
         ) -> Result<i64> {
             let id: i64 = c.fetch_one(Query::new("INSERT INTO analytics_snapshots (computed_at, as_of, report) VALUES ($1, $2, $3) RETURNING id",).bind(micros(computed_at)).bind(as_of.to_string()).bind(report)).await?.at(0)?;
-            for chunk in figures.chunks(ROWS_PER_INSERT) {
+            for chunk in chunks(&figures, ROWS_PER_INSERT) {
                 let mut q = Query::new(
                     "INSERT INTO customer_figures (snapshot_id, customer_id, frequency, total_spend_minor, last_purchase, \
                      probability_alive, expected_purchases, expected_value, clv, segment, rfm, median_gap_days, overdue, \
@@ -937,4 +954,17 @@ pub(crate) mod sqlite {
 
 pub(crate) mod postgres {
     define_ops!(sqlx::PgConnection);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chunks_fall_in_powers_of_two_after_the_full_ones() {
+        let items: Vec<u32> = (0..1100).collect();
+        let sizes: Vec<usize> = super::chunks(&items, 512).map(<[u32]>::len).collect();
+        assert_eq!(sizes, [512, 512, 64, 8, 4]);
+        let joined: Vec<u32> = super::chunks(&items, 512).flatten().copied().collect();
+        assert_eq!(joined, items);
+        assert_eq!(super::chunks(&items[..0], 512).count(), 0);
+    }
 }
