@@ -745,6 +745,32 @@ macro_rules! define_ops {
                         c.execute(q).await?;
                     }
                 }
+                // Orders stored before whose refunds came later: record the refunds not stored yet, as
+                // the API would (a refund already stored under its external id is left alone).
+                for (o, _, _) in &planned {
+                    let Some(external_id) = o.order.external_id.as_ref() else { continue };
+                    if o.refunds.is_empty() || order_keys.contains_key(external_id.as_str()) {
+                        continue;
+                    }
+                    let order_key: i64 = c
+                        .fetch_one(Query::new("SELECT id FROM orders WHERE external_id = $1").bind(external_id.as_str()))
+                        .await?
+                        .at(0)?;
+                    for refund in &o.refunds {
+                        let draft = regulars_core::RefundDraft {
+                            external_id: Some(refund.external_id.clone()),
+                            order_id: OrderId::from_key(order_key),
+                            refunded_at: refund.refunded_at,
+                            reason: None,
+                            kind: regulars_core::RefundDraftKind::Lines(refund.lines.clone()),
+                        };
+                        let (_, created) = record_refund(c, &draft).await.map_err(|e| match e {
+                            StoreError::Invalid(f) => StoreError::Invalid(f.within(&format!("line {}: refund ", o.line_number))),
+                            other => other,
+                        })?;
+                        summary.refunds_created += u64::from(created);
+                    }
+                }
             }
             Ok(summary)
         }

@@ -78,6 +78,7 @@ conformance!(
     concurrent_orders_with_one_external_id_make_one_order,
     refunds_never_return_more_than_was_bought,
     imports_are_idempotent,
+    a_later_export_adds_the_refunds_of_imported_orders,
     idempotent_responses_commit_with_their_write,
     a_failed_write_changes_nothing_and_spares_its_neighbours,
     api_keys_authenticate_until_revoked,
@@ -260,6 +261,22 @@ async fn imports_are_idempotent(db: &TestDb) {
     assert_eq!(orders[1].refunded_minor, 1199);
     let cd = s.products(None, 10).await.unwrap().into_iter().find(|p| p.sku.as_str() == "CD").unwrap();
     assert_eq!(cd.category.as_deref(), Some("music"));
+}
+
+async fn a_later_export_adds_the_refunds_of_imported_orders(db: &TestDb) {
+    let s = &db.store;
+    s.import_orders(vec![imported(2, "o1", "a", false)], at(10)).await.unwrap();
+    // The next export has the same order, refunded meanwhile.
+    let later = s.import_orders(vec![imported(2, "o1", "a", true)], at(11)).await.unwrap();
+    assert_eq!((later.orders_created, later.orders_existing, later.refunds_created), (0, 1, 1));
+    let again = s.import_orders(vec![imported(2, "o1", "a", true)], at(12)).await.unwrap();
+    assert_eq!(again.refunds_created, 0);
+    let a = s.find_customers(CustomerLookup::ExternalId(ext("a")), 1).await.unwrap().remove(0);
+    let order = s.orders_of_customer(a.id, None, 10).await.unwrap().remove(0);
+    assert_eq!(order.refunded_minor, 1199);
+    let refunds = s.refunds_of_order(order.id).await.unwrap();
+    assert_eq!(refunds.len(), 1);
+    assert_eq!(refunds[0].lines, [RefundLine { line: 0, quantity: 1, amount_minor: 1199 }]);
 }
 
 fn idem<T>(key: &str, body: &'static str) -> Option<Idempotency<T>> {
