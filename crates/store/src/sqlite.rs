@@ -3,7 +3,8 @@
 //! Every write is a job sent to the writer thread, which owns the one writing connection. The
 //! writer takes the first waiting job, opens `BEGIN IMMEDIATE`, runs it inside a savepoint, then takes
 //! every other job already waiting (up to `MAX_BATCH`) and runs each in its own savepoint, and commits
-//! once. A job that fails (or panics) is rolled back to its savepoint without touching the others.
+//! once. A job that fails (or panics) is rolled back to its savepoint without touching the others; a
+//! job alone in its batch runs without a savepoint, and its failure rolls back the transaction.
 //! Results are handed back only after the commit, so a write is acknowledged only once it is durable
 //! (`synchronous=FULL`). Statements run on the writer thread itself: a job costs one hand-off to the
 //! thread and one back, however many statements it runs.
@@ -138,6 +139,12 @@ fn run_writer(mut conn: SqliteConn, mut jobs: mpsc::Receiver<Job>, batch_sizes: 
 fn run_batch(conn: &mut SqliteConn, batch: &mut Vec<Job>, deliveries: &mut Vec<Deliver>) -> Result<()> {
     let outcome = (|| {
         conn.run("BEGIN IMMEDIATE")?;
+        if batch.len() == 1 {
+            // Alone in its transaction, a job needs no savepoint: if it fails, the transaction goes.
+            let (ok, deliver) = (batch.pop().expect("one job"))(conn);
+            deliveries.push(deliver);
+            return conn.run(if ok { "COMMIT" } else { "ROLLBACK" });
+        }
         for job in batch.drain(..) {
             conn.run("SAVEPOINT job")?;
             let (ok, deliver) = job(conn);
