@@ -287,11 +287,7 @@ impl SqliteConn {
 
     /// Runs `query`, handing each result row to `row` (if given, until it returns false); returns
     /// the rows changed.
-    fn run_query(
-        &mut self,
-        query: &Query,
-        row: Option<OnRow<'_>>,
-    ) -> Result<u64> {
+    fn run_query(&mut self, query: &Query, row: Option<OnRow<'_>>) -> Result<u64> {
         let mut statement = self.conn.prepare_cached(&numbered_parameters(query.sql()))?;
         if statement.parameter_count() != query.args.len() {
             return Err(StoreError::Corrupt(format!(
@@ -324,8 +320,7 @@ impl SqliteConn {
         let mut columns: Option<Arc<[String]>> = None;
         let mut collect = |row: &rusqlite::Row<'_>| -> Result<bool> {
             let statement = row.as_ref();
-            let columns =
-                columns.get_or_insert_with(|| statement.column_names().map(str::to_owned).collect());
+            let columns = columns.get_or_insert_with(|| statement.column_names().map(str::to_owned).collect());
             let mut values = Vec::with_capacity(columns.len());
             for i in 0..columns.len() {
                 values.push(match row.get_ref(i)? {
