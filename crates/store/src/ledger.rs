@@ -397,7 +397,9 @@ macro_rules! define_ledger_ops {
                 holds_created: row.holds_created,
                 ..WalletState::default()
             };
-            if row.postings == 0 && row.lots_created == 0 {
+            // A wallet that never moved a point has no lots or holds, but may have recorded requests.
+            if row.postings == 0 && row.lots_created == 0 && row.holds_created == 0 {
+                load_request(c, customer, &mut state, load).await?;
                 return Ok(state);
             }
             let from = "FROM loyalty_lot_balances b JOIN loyalty_lots l ON l.customer_id = b.customer_id \
@@ -542,6 +544,13 @@ macro_rules! define_ledger_ops {
                 );
             }
 
+            load_request(c, customer, &mut state, load).await?;
+            Ok(state)
+        }
+
+        /// The recorded request with the incoming id, if any.
+        async fn load_request(c: &mut $Conn, customer: CustomerId, state: &mut WalletState, load: &Load) -> Result<()> {
+            let key = customer.key();
             if let Some(id) = &load.request {
                 let row = c
                     .fetch_optional(
@@ -566,7 +575,7 @@ macro_rules! define_ledger_ops {
                     );
                 }
             }
-            Ok(state)
+            Ok(())
         }
 
         /// Appends the rows of `outcomes` (already applied to `after`) and moves the cached figures.
