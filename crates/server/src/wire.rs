@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use regulars_core::customer::{parse_attributes, parse_birthday, parse_locale, parse_name, parse_time_zone};
+use regulars_core::loyalty::earning::OrderEarning;
+use regulars_core::loyalty::{Balances, Command, HoldId, LotSource, LotState, Points, StatementLine};
 use regulars_core::order::CustomerRef;
 use regulars_core::text::bounded_text;
 use regulars_core::{
@@ -12,7 +14,7 @@ use regulars_core::{
     OrderDraft, OrderId, OrderLine, Phone, Product, ProductDraft, Quantity, Refund, RefundDraft, RefundDraftKind,
     RefundLine, Sku,
 };
-use regulars_store::{ApiKey, CustomerExport};
+use regulars_store::{ApiKey, CustomerExport, LedgerReceipt, ProgramVersion, WalletView};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
@@ -376,4 +378,224 @@ pub fn api_key(k: &ApiKey) -> Value {
 /// A page of results with the cursor of the next page (`null` on the last).
 pub fn page(items: Vec<Value>, next_cursor: Option<String>) -> Value {
     json!({ "items": items, "next_cursor": next_cursor })
+}
+
+// ----- loyalty -----
+
+/// `points` as a request field: a whole number of at least 1.
+fn points(field: &str, n: i64) -> Result<Points, FieldError> {
+    Points::parse_positive(field, n)
+}
+
+fn note(field: &str, raw: Option<&str>) -> Result<Option<String>, FieldError> {
+    opt(raw, |v| bounded_text(field, v, 500))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemIn {
+    pub points: i64,
+    pub reason: Option<String>,
+}
+
+impl RedeemIn {
+    pub fn parse(self) -> Result<Command, FieldError> {
+        Ok(Command::Redeem { points: points("points", self.points)?, note: note("reason", self.reason.as_deref())? })
+    }
+}
+
+/// The longest a checkout may hold points.
+pub const MAX_HOLD_SECONDS: i64 = 30 * 24 * 3600;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldIn {
+    pub points: i64,
+    pub ttl_seconds: i64,
+}
+
+impl HoldIn {
+    pub fn parse(self, now: DateTime<Utc>) -> Result<Command, FieldError> {
+        if !(1..=MAX_HOLD_SECONDS).contains(&self.ttl_seconds) {
+            return Err(FieldError::new(
+                "ttl_seconds",
+                format!("must be between 1 and {MAX_HOLD_SECONDS} seconds, got {}", self.ttl_seconds),
+            ));
+        }
+        Ok(Command::PlaceHold {
+            points: points("points", self.points)?,
+            expires_at: now + chrono::Duration::seconds(self.ttl_seconds),
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureIn {
+    /// How many of the hold's points to spend; all of them when absent.
+    pub points: Option<i64>,
+}
+
+impl CaptureIn {
+    pub fn parse(self, hold: HoldId) -> Result<Command, FieldError> {
+        Ok(Command::Capture { hold, points: self.points.map(|n| points("points", n)).transpose()? })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustIn {
+    /// Positive adds a lot of available points; negative spends available points.
+    pub points: i64,
+    pub reason: String,
+}
+
+impl AdjustIn {
+    pub fn parse(self) -> Result<Command, FieldError> {
+        if self.points == 0 || self.points.unsigned_abs() > Points::MAX_REQUEST as u64 {
+            return Err(FieldError::new(
+                "points",
+                format!("must be between -10^12 and 10^12 and not 0, got {}", self.points),
+            ));
+        }
+        let note = bounded_text("reason", &self.reason, 500)?;
+        Ok(Command::Adjust { points: Points::new(self.points), note, expires_at: None })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunIn {
+    pub customer_id: Option<String>,
+    pub currency: String,
+    pub lines: Vec<OrderLineIn>,
+}
+
+impl DryRunIn {
+    pub fn parse(self) -> Result<(Option<CustomerId>, Currency, Vec<OrderLine>), FieldError> {
+        let customer = opt(self.customer_id.as_deref(), |v| CustomerId::parse("customer_id", v))?;
+        let currency = Currency::parse("currency", &self.currency)?;
+        if self.lines.is_empty() {
+            return Err(FieldError::new("lines", "an order has at least one line"));
+        }
+        let mut lines = Vec::with_capacity(self.lines.len());
+        for (i, l) in self.lines.into_iter().enumerate() {
+            let parsed = (|| {
+                let name = opt(l.name.as_deref(), |v| bounded_text("name", v, 200))?;
+                OrderLine::new(
+                    Sku::parse("sku", &l.sku)?,
+                    name,
+                    Quantity::new("quantity", l.quantity)?,
+                    l.unit_price_minor,
+                    l.discount_minor,
+                )
+            })();
+            lines.push(parsed.map_err(|e| e.within(&format!("lines[{i}].")))?);
+        }
+        Ok((customer, currency, lines))
+    }
+}
+
+fn balances(b: &Balances) -> Value {
+    json!({
+        "available": b.available.get(),
+        "pending": b.pending.get(),
+        "held": b.held.get(),
+        "owed": b.owed().get(),
+    })
+}
+
+fn lot(l: &LotState) -> Value {
+    let (source, order) = match &l.lot.source {
+        LotSource::Order(o) => ("order", Some(o.id.to_string())),
+        LotSource::Award => ("award", None),
+        LotSource::Adjustment => ("adjustment", None),
+    };
+    json!({
+        "lot": l.lot.id.0,
+        "points": l.lot.points.get(),
+        "remaining": l.remaining.get(),
+        "status": if l.matured { "available" } else { "pending" },
+        "earned_at": time(l.lot.earned_at),
+        "available_from": time(l.lot.available_from),
+        "expires_at": l.lot.expires_at.map(time),
+        "source": source,
+        "order_id": order,
+    })
+}
+
+/// `GET /customers/{id}/wallet`: `{"available", "pending", "held", "tier", "lots"}` (and `owed`).
+pub fn wallet(w: &WalletView) -> Value {
+    let mut out = balances(&w.balances);
+    out["customer_id"] = w.customer.to_string().into();
+    out["tier"] = w.tier.clone().into();
+    out["lots"] = w.lots.iter().map(lot).collect::<Vec<_>>().into();
+    out
+}
+
+/// What a redemption or an adjustment did, and the wallet after it.
+pub fn ledger_receipt(customer: CustomerId, r: &LedgerReceipt) -> Value {
+    json!({
+        "customer_id": customer.to_string(),
+        "points": r.receipt.points.get(),
+        "lot": r.receipt.lot.map(|l| l.0),
+        "wallet": balances(&r.balances),
+    })
+}
+
+/// A hold as placed, captured or voided.
+pub fn hold(customer: CustomerId, r: &LedgerReceipt, status: &str, expires_at: Option<DateTime<Utc>>) -> Value {
+    let mut out = json!({
+        "id": r.hold.map(|h| h.to_string()),
+        "customer_id": customer.to_string(),
+        "status": status,
+        "points": r.receipt.points.get(),
+        "wallet": balances(&r.balances),
+    });
+    if let Some(at) = expires_at {
+        out["expires_at"] = time(at).into();
+    }
+    out
+}
+
+pub fn statement(lines: &[StatementLine]) -> Value {
+    let items: Vec<Value> = lines
+        .iter()
+        .map(|l| {
+            json!({
+                "at": time(l.at),
+                "change": l.change.get(),
+                "points": l.points.get(),
+                "text": l.text,
+                "line": l.to_string(),
+            })
+        })
+        .collect();
+    page(items, None)
+}
+
+pub fn program(p: &ProgramVersion) -> Value {
+    json!({
+        "version": p.version,
+        "name": p.program.name,
+        "currency": p.program.currency.code(),
+        "defined_at": time(p.defined_at),
+        "definition": p.definition,
+    })
+}
+
+pub fn dry_run(
+    version: i64,
+    earning: &OrderEarning,
+    available_from: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+) -> Value {
+    json!({
+        "program_version": version,
+        "points": earning.total.get(),
+        "parts": earning.parts.iter().map(|p| json!({ "rule": p.reason.rule.kind(), "points": p.points.get() })).collect::<Vec<_>>(),
+        "explanation": earning.explanation,
+        "available_from": time(available_from),
+        "expires_at": expires_at.map(time),
+    })
 }
