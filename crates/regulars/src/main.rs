@@ -58,6 +58,12 @@ enum Command {
     Import(import::ImportArgs),
     /// Analyse an export file without a server: models, cohorts, RFM, CLV; terminal, JSON, CSV, HTML
     Analyze(analyze::AnalyzeArgs),
+    /// Check every loyalty wallet's ledger: postings balance, lots and holds add up to the balances, no
+    /// negative balance, no order refunded more points than it earned. Exits 1 if anything is found.
+    Verify {
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
     /// Manage API keys
     Keys {
         #[command(subcommand)]
@@ -116,6 +122,24 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => demo::run(args).await,
         Command::Analyze(args) => analyze::run(args),
         Command::Keys { command } => keys(command).await,
+        Command::Verify { db } => verify(&db).await,
+    }
+}
+
+async fn verify(db: &DatabaseArg) -> Result<()> {
+    let store = open(db).await?;
+    let report = store.verify_loyalty().await.context("verify the loyalty ledger")?;
+    store.close().await;
+    for (customer, finding) in &report.findings {
+        println!("{customer}: {}: {finding}", finding.code());
+    }
+    let wallets = if report.wallets == 1 { "1 wallet".to_owned() } else { format!("{} wallets", report.wallets) };
+    if report.findings.is_empty() {
+        println!("{wallets} checked: the loyalty ledger is consistent");
+        Ok(())
+    } else {
+        println!("{wallets} checked: {} findings", report.findings.len());
+        std::process::exit(1);
     }
 }
 

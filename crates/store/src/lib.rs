@@ -110,6 +110,13 @@ pub struct Idempotency<T> {
     pub render: RenderResponse<T>,
 }
 
+/// What `Store::verify_loyalty` found: how many wallets it checked, and every finding by customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoyaltyVerification {
+    pub wallets: u64,
+    pub findings: Vec<(CustomerId, Finding)>,
+}
+
 /// Where a lookup starts from.
 #[derive(Debug, Clone)]
 pub enum CustomerLookup {
@@ -537,22 +544,25 @@ impl Store {
         Ok(Some(regulars_core::loyalty::statement(&history.postings)))
     }
 
-    /// Checks every wallet's ledger (`loyalty::verify`): what it found, by customer. Empty means consistent.
-    pub async fn verify_loyalty(&self) -> Result<Vec<(CustomerId, Finding)>> {
+    /// Checks every wallet's ledger (`loyalty::verify`): the stored balances, lot and hold figures and
+    /// per-order totals against the postings, and the postings themselves.
+    pub async fn verify_loyalty(&self) -> Result<LoyaltyVerification> {
         let mut findings = Vec::new();
+        let mut wallets = 0;
         let mut after = 0;
         loop {
             let page = read!(self, c => ops::ledger::wallets(c, after, 500))?;
             let Some(last) = page.last() else { break };
             after = last.key();
             for customer in page {
+                wallets += 1;
                 if let Some(history) = self.wallet_history(customer).await? {
                     let found = regulars_core::loyalty::verify(&history.state, &history.postings);
                     findings.extend(found.into_iter().map(|f| (customer, f)));
                 }
             }
         }
-        Ok(findings)
+        Ok(LoyaltyVerification { wallets, findings })
     }
 
     /// Which customer's wallet a hold belongs to, and its number there.

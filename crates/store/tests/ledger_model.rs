@@ -187,7 +187,7 @@ fn run_cases(open: fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Te
         })
         .unwrap();
     runtime.block_on(async {
-        assert_eq!(db.store.verify_loyalty().await.unwrap(), vec![]);
+        assert_eq!(db.store.verify_loyalty().await.unwrap().findings, vec![]);
         db.store.close().await;
     });
 }

@@ -77,7 +77,7 @@ fn award(points: i64, now: DateTime<Utc>, lock_hours: i64, expiry_hours: Option<
 }
 
 async fn assert_verified(s: &Store) {
-    assert_eq!(s.verify_loyalty().await.unwrap(), vec![], "verify finds nothing");
+    assert_eq!(s.verify_loyalty().await.unwrap().findings, vec![], "verify finds nothing");
 }
 
 fn eur_line(sku: &str, quantity: i64, unit_price_minor: i64) -> OrderLine {
