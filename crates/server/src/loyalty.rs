@@ -1,4 +1,5 @@
-//! The loyalty endpoints: wallets, redemptions, holds, adjustments, statements, the program and the dry run.
+//! The loyalty endpoints: wallets, redemptions, holds, adjustments, statements, the program, the dry run and
+//! coupons.
 //!
 //! Every write is a ledger request whose id is derived from the `Idempotency-Key` (scoped to the calling API
 //! key), so a replay is recognised by the HTTP layer (the stored response) and again by the ledger; without
@@ -197,4 +198,69 @@ pub async fn dry_run(State(state): State<AppState>, body: ApiJson<wire::DryRunIn
         regulars_core::loyalty::earning::earn_for_lines(&current.program, None, currency, &lines, &categories, context);
     let (available_from, expires_at) = current.program.lot_times((state.clock)(), true);
     Ok(json_response(StatusCode::OK, wire::dry_run(current.version, &earning, available_from, expires_at).to_string()))
+}
+
+// ----- coupons -----
+
+fn coupon_code(raw: &str) -> ApiResult<regulars_core::loyalty::coupons::CouponCode> {
+    regulars_core::loyalty::coupons::CouponCode::parse("code", raw)
+        .map_err(|_| ApiError::not_found(format!("coupon {raw:?}")))
+}
+
+pub async fn create_coupons(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: ApiJson<wire::CouponBatchIn>,
+) -> ApiResult<Response> {
+    let draft = body.value.parse()?;
+    let now = (state.clock)();
+    let render = |b: &regulars_store::CouponBatch| (StatusCode::CREATED, wire::coupon_batch(b));
+    idempotency::run(&state, &caller, &headers, ("POST", uri.path(), &body.bytes), render, |idem| {
+        state.store.create_coupons(draft, now, idem)
+    })
+    .await
+}
+
+/// Validates a coupon without using it: `valid`, and the refusal a redemption would meet now.
+pub async fn coupon(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    axum::extract::Query(params): axum::extract::Query<std::collections::BTreeMap<String, String>>,
+) -> ApiResult<Response> {
+    let code = coupon_code(&code)?;
+    if let Some(unknown) = params.keys().find(|k| k.as_str() != "customer_id") {
+        return Err(ApiError::field(
+            ErrorCode::InvalidField,
+            unknown.clone(),
+            format!("unknown query parameter {unknown:?}"),
+        ));
+    }
+    let customer = params.get("customer_id").map(|c| CustomerId::parse("customer_id", c)).transpose()?;
+    let coupon = state
+        .store
+        .coupon(&code, customer)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("coupon {}", code.as_str())))?;
+    let refusal = coupon.refusal((state.clock)());
+    Ok(json_response(StatusCode::OK, wire::coupon_check(&coupon, refusal.as_ref()).to_string()))
+}
+
+pub async fn redeem_coupon(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: ApiJson<wire::CouponRedeemIn>,
+) -> ApiResult<Response> {
+    let code = coupon_code(&code)?;
+    let customer = CustomerId::parse("customer_id", &body.value.customer_id)?;
+    let now = (state.clock)();
+    let render = move |r: &regulars_store::CouponRedeemed| (StatusCode::OK, wire::coupon_redeemed(customer, r));
+    idempotency::run(&state, &caller, &headers, ("POST", uri.path(), &body.bytes), render, |idem| {
+        state.store.redeem_coupon(code, customer, now, idem)
+    })
+    .await
 }

@@ -8,6 +8,23 @@ use crate::routes::ROUTES;
 fn loyalty_schemas() -> Value {
     let text = json!({ "type": ["string", "null"] });
     json!({
+        "CouponBatchIn": { "type": "object", "additionalProperties": false, "required": ["name", "count"], "properties": {
+            "name": { "type": "string" }, "count": { "type": "integer", "minimum": 1, "maximum": 10000 },
+            "percent_off": { "type": ["integer", "null"], "minimum": 1, "maximum": 100 },
+            "amount_off_minor": { "type": ["integer", "null"], "minimum": 1 }, "currency": text,
+            "max_uses": { "type": ["integer", "null"], "minimum": 1, "description": "uses of each code in all; 1 for single-use codes" },
+            "max_uses_per_customer": { "type": ["integer", "null"], "minimum": 1 },
+            "valid_from": { "type": ["string", "null"], "format": "date-time" }, "valid_until": { "type": ["string", "null"], "format": "date-time" } } },
+        "CouponBatch": { "type": "object", "properties": {
+            "batch_id": { "type": "integer" }, "name": { "type": "string" }, "codes": { "type": "array", "items": { "type": "string" } } } },
+        "CouponRedeemIn": { "type": "object", "additionalProperties": false, "required": ["customer_id"], "properties": {
+            "customer_id": { "type": "string" } } },
+        "Coupon": { "type": "object", "properties": {
+            "code": { "type": "string" }, "batch_id": { "type": "integer" }, "name": { "type": "string" },
+            "offer": { "type": "object" }, "uses": { "type": "integer" }, "max_uses": { "type": ["integer", "null"] },
+            "max_uses_per_customer": { "type": ["integer", "null"] }, "customer_uses": { "type": "integer" },
+            "valid": { "type": "boolean", "description": "validation only: whether a redemption now would be accepted" },
+            "refusal": { "type": ["string", "null"], "description": "validation only: the code a redemption would meet" } } },
         "RedeemIn": { "type": "object", "additionalProperties": false, "required": ["points"], "properties": {
             "points": { "type": "integer", "minimum": 1 }, "reason": text } },
         "HoldIn": { "type": "object", "additionalProperties": false, "required": ["points", "ttl_seconds"], "properties": {
@@ -135,6 +152,9 @@ fn bodies(method: &str, path: &str) -> (Option<&'static str>, &'static str) {
         ("PUT", "/api/v1/loyalty/program") => (Some("ProgramToml"), "Program"),
         ("GET", "/api/v1/loyalty/program") => (None, "Program"),
         ("POST", "/api/v1/loyalty/dry-run") => (Some("DryRunIn"), "DryRun"),
+        ("POST", "/api/v1/coupons") => (Some("CouponBatchIn"), "CouponBatch"),
+        ("GET", "/api/v1/coupons/{code}") => (None, "Coupon"),
+        ("POST", "/api/v1/coupons/{code}/redeem") => (Some("CouponRedeemIn"), "Coupon"),
         _ => (None, "Page"),
     }
 }

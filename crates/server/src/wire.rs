@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use regulars_core::customer::{parse_attributes, parse_birthday, parse_locale, parse_name, parse_time_zone};
 use regulars_core::loyalty::earning::OrderEarning;
-use regulars_core::loyalty::{Balances, Command, HoldId, LotSource, LotState, Points, StatementLine};
+use regulars_core::loyalty::{Balances, Command, HoldId, LotSource, LotState, Points, Refusal, StatementLine};
 use regulars_core::order::CustomerRef;
 use regulars_core::text::bounded_text;
 use regulars_core::{
@@ -14,7 +14,10 @@ use regulars_core::{
     OrderDraft, OrderId, OrderLine, Phone, Product, ProductDraft, Quantity, Refund, RefundDraft, RefundDraftKind,
     RefundLine, Sku,
 };
-use regulars_store::{ApiKey, CustomerExport, LedgerReceipt, ProgramVersion, WalletView};
+use regulars_store::{
+    ApiKey, CouponBatch, CouponBatchDraft, CouponOffer, CouponRedeemed, CouponState, CustomerExport, LedgerReceipt,
+    ProgramVersion, WalletView,
+};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
@@ -598,4 +601,107 @@ pub fn dry_run(
         "available_from": time(available_from),
         "expires_at": expires_at.map(time),
     })
+}
+
+// ----- coupons -----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CouponBatchIn {
+    pub name: String,
+    pub count: u32,
+    /// Percent off the order (1 to 100), or `amount_off_minor` with `currency`.
+    pub percent_off: Option<u32>,
+    pub amount_off_minor: Option<i64>,
+    pub currency: Option<String>,
+    pub max_uses: Option<u32>,
+    pub max_uses_per_customer: Option<u32>,
+    pub valid_from: Option<String>,
+    pub valid_until: Option<String>,
+}
+
+impl CouponBatchIn {
+    pub fn parse(self) -> Result<CouponBatchDraft, FieldError> {
+        let offer = match (self.percent_off, self.amount_off_minor, self.currency.as_deref()) {
+            (Some(p), None, None) if (1..=100).contains(&p) => CouponOffer::PercentOff(p),
+            (Some(p), None, None) => return Err(FieldError::new("percent_off", format!("must be 1 to 100, got {p}"))),
+            (None, Some(minor), Some(code)) if minor > 0 => {
+                CouponOffer::AmountOff(Money::new(minor, Currency::parse("currency", code)?))
+            }
+            (None, Some(minor), Some(_)) => {
+                return Err(FieldError::new("amount_off_minor", format!("must be more than 0, got {minor}")));
+            }
+            (None, Some(_), None) => return Err(FieldError::new("currency", "is required with amount_off_minor")),
+            _ => return Err(FieldError::new("percent_off", "give percent_off, or amount_off_minor with currency")),
+        };
+        let positive = |field: &str, v: Option<u32>| match v {
+            Some(0) => Err(FieldError::new(field, "must be at least 1 (leave it out for no limit)")),
+            v => Ok(v),
+        };
+        let valid_from = opt(self.valid_from.as_deref(), |v| parse_time("valid_from", v))?;
+        let valid_until = opt(self.valid_until.as_deref(), |v| parse_time("valid_until", v))?;
+        if let (Some(from), Some(until)) = (valid_from, valid_until)
+            && until <= from
+        {
+            return Err(FieldError::new("valid_until", "must be after valid_from"));
+        }
+        Ok(CouponBatchDraft {
+            name: bounded_text("name", &self.name, 200)?,
+            offer,
+            count: self.count,
+            max_uses: positive("max_uses", self.max_uses)?,
+            max_uses_per_customer: positive("max_uses_per_customer", self.max_uses_per_customer)?,
+            valid_from,
+            valid_until,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CouponRedeemIn {
+    pub customer_id: String,
+}
+
+fn offer(o: &CouponOffer) -> Value {
+    match o {
+        CouponOffer::AmountOff(m) => json!({ "amount_off": money(*m) }),
+        CouponOffer::PercentOff(p) => json!({ "percent_off": p }),
+    }
+}
+
+pub fn coupon_batch(b: &CouponBatch) -> Value {
+    json!({ "batch_id": b.id, "name": b.name, "codes": b.codes.iter().map(|c| c.as_str()).collect::<Vec<_>>() })
+}
+
+fn coupon_state(c: &CouponState) -> Value {
+    json!({
+        "code": c.code.as_str(),
+        "batch_id": c.batch_id,
+        "name": c.name,
+        "offer": offer(&c.offer),
+        "uses": c.uses,
+        "max_uses": c.max_uses,
+        "max_uses_per_customer": c.max_uses_per_customer,
+        "valid_from": c.valid_from.map(time),
+        "valid_until": c.valid_until.map(time),
+    })
+}
+
+/// The dry validation of a coupon: whether a redemption now would be accepted, and if not, why.
+pub fn coupon_check(c: &CouponState, refusal: Option<&Refusal>) -> Value {
+    let mut out = coupon_state(c);
+    out["valid"] = refusal.is_none().into();
+    out["refusal"] = refusal.map(|r| r.code()).into();
+    out["detail"] = refusal.map(ToString::to_string).into();
+    out["customer_uses"] = c.customer_uses.into();
+    out
+}
+
+pub fn coupon_redeemed(customer: CustomerId, r: &CouponRedeemed) -> Value {
+    let mut out = coupon_state(&r.coupon);
+    out["redemption_id"] = r.redemption_id.into();
+    out["customer_id"] = customer.to_string().into();
+    out["customer_uses"] = r.coupon.customer_uses.into();
+    out
 }

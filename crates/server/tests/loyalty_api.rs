@@ -260,3 +260,45 @@ async fn sixty_four_concurrent_redemptions_of_ten_against_a_hundred(app: &TestAp
     assert_eq!((&w["available"], &w["held"]), (&json!(0), &json!(0)));
     assert_verified(app).await;
 }
+
+#[tokio::test]
+async fn coupons_are_created_validated_and_redeemed_within_their_limits() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (customer(&app, "a").await, customer(&app, "b").await);
+    let batch = json!({"name": "Welcome back", "count": 3, "percent_off": 15, "max_uses": 1, "max_uses_per_customer": 1,
+                       "valid_until": "2026-07-01T00:00:00Z"});
+    let (status, created) = app.call("POST", "/api/v1/coupons", Some(batch)).await;
+    assert_eq!(status, 201, "{created}");
+    let codes: Vec<String> =
+        created["codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    assert_eq!(codes.len(), 3);
+    let code = &codes[0];
+    let (status, check) = app.call("GET", &format!("/api/v1/coupons/{code}?customer_id={a}"), None).await;
+    assert_eq!((status, &check["valid"], &check["offer"]["percent_off"]), (200, &json!(true), &json!(15)), "{check}");
+    // Typed as people type it: lower case, dashes.
+    let typed = format!("{}-{}", &code[..4].to_lowercase(), &code[4..]);
+    let till = app.key(Role::Cashier).await;
+    let (status, redeemed) = app
+        .call_as(&till, "POST", &format!("/api/v1/coupons/{typed}/redeem"), Some(json!({"customer_id": a})), None)
+        .await;
+    assert_eq!((status, &redeemed["uses"]), (200, &json!(1)), "{redeemed}");
+    let (status, body) = app
+        .call_as(&till, "POST", &format!("/api/v1/coupons/{code}/redeem"), Some(json!({"customer_id": b})), None)
+        .await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("coupon_exhausted")), "{body}");
+    let (_, check) = app.call("GET", &format!("/api/v1/coupons/{code}"), None).await;
+    assert_eq!((&check["valid"], &check["refusal"]), (&json!(false), &json!("coupon_exhausted")));
+    let (status, body) =
+        app.call("POST", "/api/v1/coupons", Some(json!({"name": "x", "count": 1, "percent_off": 120}))).await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("percent_off")));
+    let (status, _) = app
+        .call_as(&till, "POST", "/api/v1/coupons", Some(json!({"name": "x", "count": 1, "percent_off": 5})), None)
+        .await;
+    assert_eq!(status, 403, "only the owner creates coupons");
+    app.clock.advance(Duration::days(31));
+    let (status, body) = app
+        .call_as(&till, "POST", &format!("/api/v1/coupons/{}/redeem", codes[1]), Some(json!({"customer_id": b})), None)
+        .await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("coupon_expired")), "{body}");
+    app.stop().await;
+}

@@ -78,6 +78,78 @@ impl ProgramCache {
     }
 }
 
+/// What a coupon gives (the pricing of an order is `loyalty::promotions`; the store keeps the offer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CouponOffer {
+    AmountOff(Money),
+    PercentOff(u32),
+}
+
+/// A batch of coupons to create: `count` codes with the same offer and limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CouponBatchDraft {
+    pub name: String,
+    pub offer: CouponOffer,
+    pub count: u32,
+    /// Uses of each code in all (`Some(1)`: single-use codes).
+    pub max_uses: Option<u32>,
+    pub max_uses_per_customer: Option<u32>,
+    /// Valid from `valid_from` (inclusive) until `valid_until` (exclusive).
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// A created batch and its codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CouponBatch {
+    pub id: i64,
+    pub name: String,
+    pub codes: Vec<regulars_core::loyalty::coupons::CouponCode>,
+}
+
+/// A coupon as it stands: its offer, limits, and how often it was used (by the customer asked about).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CouponState {
+    pub code: regulars_core::loyalty::coupons::CouponCode,
+    pub batch_id: i64,
+    pub name: String,
+    pub offer: CouponOffer,
+    pub max_uses: Option<u32>,
+    pub uses: u32,
+    pub max_uses_per_customer: Option<u32>,
+    pub customer_uses: u32,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+impl CouponState {
+    /// Why a redemption at `now` would be refused, in the order `loyalty::coupons` checks; `None` when it
+    /// would be accepted. Advice only: the redeeming statements decide.
+    pub fn refusal(&self, now: DateTime<Utc>) -> Option<regulars_core::loyalty::Refusal> {
+        use regulars_core::loyalty::Refusal;
+        if self.valid_from.is_some_and(|from| now < from) {
+            return Some(Refusal::CouponNotYetValid);
+        }
+        if self.valid_until.is_some_and(|until| now >= until) {
+            return Some(Refusal::CouponExpired);
+        }
+        if self.max_uses.is_some_and(|max| self.uses >= max) {
+            return Some(Refusal::CouponExhausted);
+        }
+        if self.max_uses_per_customer.is_some_and(|max| self.customer_uses >= max) {
+            return Some(Refusal::CouponLimitPerCustomer);
+        }
+        None
+    }
+}
+
+/// An accepted coupon redemption.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CouponRedeemed {
+    pub redemption_id: i64,
+    pub coupon: CouponState,
+}
+
 /// What a request needs loaded.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Load {
@@ -1067,12 +1139,17 @@ macro_rules! define_ledger_ops {
                 None
             };
             let rules = &program.earning;
+            // The welcome bonus only asks whether there was an order before; Nth-purchase bonuses need the count.
             let counts = rules.welcome_bonus.is_positive() || !rules.nth_purchase.is_empty();
+            let limit = if rules.nth_purchase.is_empty() { 1 } else { i64::MAX };
             let orders_before: i64 = if let (Some(customer), true) = (customer, counts) {
                 c.fetch_one(
-                    Query::new("SELECT COUNT(*) FROM orders WHERE customer_id = $1 AND id < $2")
+                    Query::new(
+                        "SELECT COUNT(*) FROM (SELECT 1 FROM orders WHERE customer_id = $1 AND id < $2 LIMIT $3) AS o",
+                    )
                         .bind(customer.key())
-                        .bind(before_order.map_or(i64::MAX, OrderId::key)),
+                        .bind(before_order.map_or(i64::MAX, OrderId::key))
+                        .bind(limit),
                 )
                 .await?
                 .at(0)?
@@ -1119,6 +1196,170 @@ macro_rules! define_ledger_ops {
                 Ok(done) => Ok(Some(done)),
                 Err(refusal) => Err(StoreError::Refused(refusal)),
             }
+        }
+
+        // ----- coupons -----
+
+        pub(crate) async fn create_coupons(
+            c: &mut $Conn,
+            d: &CouponBatchDraft,
+            codes: &[regulars_core::loyalty::coupons::CouponCode],
+            now: DateTime<Utc>,
+        ) -> Result<CouponBatch> {
+            let (kind, value, currency) = match d.offer {
+                CouponOffer::AmountOff(m) => ("amount_off", m.minor, Some(m.currency.code().to_owned())),
+                CouponOffer::PercentOff(p) => ("percent_off", i64::from(p), None),
+            };
+            let id: i64 = c
+                .fetch_one(
+                    Query::new(
+                        "INSERT INTO loyalty_coupon_batches (name, kind, value, currency, max_uses, \
+                         max_uses_per_customer, valid_from, valid_until, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                    )
+                    .bind(d.name.as_str())
+                    .bind(kind)
+                    .bind(value)
+                    .bind(currency)
+                    .bind(d.max_uses.map(i64::from))
+                    .bind(d.max_uses_per_customer.map(i64::from))
+                    .bind(d.valid_from.map(micros))
+                    .bind(d.valid_until.map(micros))
+                    .bind(micros(now)),
+                )
+                .await?
+                .at(0)?;
+            for chunk in codes.chunks(ROWS_PER_INSERT / 4) {
+                let mut q = Query::new("INSERT INTO loyalty_coupons (code, batch_id, max_uses)");
+                q.push_values(chunk, |t, code| {
+                    t.bind(code.as_str()).bind(id).bind(d.max_uses.map(i64::from));
+                });
+                c.execute(q).await?;
+            }
+            Ok(CouponBatch { id, name: d.name.clone(), codes: codes.to_vec() })
+        }
+
+        const COUPON_COLUMNS: &str = "k.code, k.batch_id, k.max_uses, k.uses, b.name, b.kind, b.value, b.currency, \
+             b.max_uses_per_customer, b.valid_from, b.valid_until";
+
+        fn coupon_from_row(r: &Row, customer_uses: u32) -> Result<CouponState> {
+            let value: i64 = r.get("value")?;
+            let offer = match r.get::<String>("kind")?.as_str() {
+                "amount_off" => CouponOffer::AmountOff(regulars_core::Money::new(
+                    value,
+                    crate::ops::currency_from_column(&r.get::<String>("currency")?)?,
+                )),
+                "percent_off" => CouponOffer::PercentOff(value as u32),
+                other => return Err(corrupt(format!("coupon kind {other:?}"))),
+            };
+            Ok(CouponState {
+                code: crate::ops::stored(regulars_core::loyalty::coupons::CouponCode::parse(
+                    "code",
+                    &r.get::<String>("code")?,
+                ))?,
+                batch_id: r.get("batch_id")?,
+                name: r.get("name")?,
+                offer,
+                max_uses: r.get::<Option<i64>>("max_uses")?.map(|m| m as u32),
+                uses: r.get::<i64>("uses")? as u32,
+                max_uses_per_customer: r.get::<Option<i64>>("max_uses_per_customer")?.map(|m| m as u32),
+                customer_uses,
+                valid_from: r.get::<Option<i64>>("valid_from")?.map(from_micros).transpose()?,
+                valid_until: r.get::<Option<i64>>("valid_until")?.map(from_micros).transpose()?,
+            })
+        }
+
+        pub(crate) async fn coupon(
+            c: &mut $Conn,
+            code: &regulars_core::loyalty::coupons::CouponCode,
+            customer: Option<CustomerId>,
+        ) -> Result<Option<CouponState>> {
+            let row = c
+                .fetch_optional(
+                    Query::new(format!(
+                        "SELECT {COUPON_COLUMNS} FROM loyalty_coupons k \
+                         JOIN loyalty_coupon_batches b ON b.id = k.batch_id WHERE k.code = $1"
+                    ))
+                    .bind(code.as_str()),
+                )
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            let customer_uses: i64 = match customer {
+                Some(customer) => c
+                    .fetch_scalar(
+                        Query::new("SELECT uses FROM loyalty_coupon_customer_uses WHERE code = $1 AND customer_id = $2")
+                            .bind(code.as_str())
+                            .bind(customer.key()),
+                    )
+                    .await?
+                    .unwrap_or(0),
+                None => 0,
+            };
+            coupon_from_row(&row, customer_uses as u32).map(Some)
+        }
+
+        /// Redeems a coupon for a customer. The limits are enforced by the writing statements: the global
+        /// count moves only while `uses < max_uses`, the customer's only while below their limit; a refusal
+        /// rolls the transaction back.
+        pub(crate) async fn redeem_coupon(
+            c: &mut $Conn,
+            code: &regulars_core::loyalty::coupons::CouponCode,
+            customer: CustomerId,
+            now: DateTime<Utc>,
+        ) -> Result<CouponRedeemed> {
+            let refused = |r: Refusal| Err(StoreError::Refused(r));
+            let Some(before) = coupon(c, code, None).await? else { return refused(Refusal::CouponNotFound) };
+            if before.valid_from.is_some_and(|from| now < from) {
+                return refused(Refusal::CouponNotYetValid);
+            }
+            if before.valid_until.is_some_and(|until| now >= until) {
+                return refused(Refusal::CouponExpired);
+            }
+            let exists: Option<i64> =
+                c.fetch_scalar(Query::new("SELECT id FROM customers WHERE id = $1").bind(customer.key())).await?;
+            if exists.is_none() {
+                return Err(StoreError::not_found("customer_id", format!("customer {customer}")));
+            }
+            let uses: Option<i64> = c
+                .fetch_scalar(
+                    Query::new(
+                        "UPDATE loyalty_coupons SET uses = uses + 1 \
+                         WHERE code = $1 AND (max_uses IS NULL OR uses < max_uses) RETURNING uses",
+                    )
+                    .bind(code.as_str()),
+                )
+                .await?;
+            let Some(uses) = uses else { return refused(Refusal::CouponExhausted) };
+            let limit = before.max_uses_per_customer.map_or(i64::MAX, i64::from);
+            let customer_uses: Option<i64> = c
+                .fetch_scalar(
+                    Query::new(
+                        "INSERT INTO loyalty_coupon_customer_uses (code, customer_id, uses) VALUES ($1, $2, 1) \
+                         ON CONFLICT (code, customer_id) DO UPDATE SET uses = loyalty_coupon_customer_uses.uses + 1 \
+                         WHERE loyalty_coupon_customer_uses.uses < $3 RETURNING uses",
+                    )
+                    .bind(code.as_str())
+                    .bind(customer.key())
+                    .bind(limit),
+                )
+                .await?;
+            let Some(customer_uses) = customer_uses.filter(|&u| u <= limit) else {
+                return refused(Refusal::CouponLimitPerCustomer);
+            };
+            let redemption_id: i64 = c
+                .fetch_one(
+                    Query::new(
+                        "INSERT INTO loyalty_coupon_redemptions (code, customer_id, redeemed_at) VALUES ($1, $2, $3) \
+                         RETURNING id",
+                    )
+                    .bind(code.as_str())
+                    .bind(customer.key())
+                    .bind(micros(now)),
+                )
+                .await?
+                .at(0)?;
+            let coupon = CouponState { uses: uses as u32, customer_uses: customer_uses as u32, ..before };
+            Ok(CouponRedeemed { redemption_id, coupon })
         }
 
         /// Takes back the points of a new refund, in its transaction (`RequestId::for_refund`).

@@ -29,7 +29,10 @@ use regulars_core::{
 };
 
 pub use keys::{ApiKey, NewApiKey, hash_secret};
-pub use ledger::{LedgerReceipt, ProgramVersion, WalletHistory, WalletView};
+pub use ledger::{
+    CouponBatch, CouponBatchDraft, CouponOffer, CouponRedeemed, CouponState, LedgerReceipt, ProgramVersion,
+    WalletHistory, WalletView,
+};
 
 /// Why a store operation did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -580,6 +583,52 @@ impl Store {
         let program = Arc::new(regulars_core::loyalty::Program::from_toml(&definition)?);
         write!(self, c => async move {
             with_idempotency!(c, idem, ops::ledger::set_program(c, &definition, program, now).await)
+        })
+    }
+
+    /// Creates a batch of coupons with unguessable codes (80 random bits each, `loyalty::coupons`).
+    pub async fn create_coupons(
+        &self,
+        draft: CouponBatchDraft,
+        now: DateTime<Utc>,
+        idem: Option<Idempotency<CouponBatch>>,
+    ) -> Result<CouponBatch> {
+        use rand::RngCore;
+        if !(1..=10_000).contains(&draft.count) {
+            return Err(FieldError::new("count", "a batch has 1 to 10,000 codes").into());
+        }
+        let mut codes = std::collections::BTreeSet::new();
+        while codes.len() < draft.count as usize {
+            let mut random = [0u8; 10];
+            rand::rngs::OsRng.fill_bytes(&mut random);
+            codes.insert(regulars_core::loyalty::coupons::CouponCode::generate(&random)?);
+        }
+        let codes: Vec<_> = codes.into_iter().collect();
+        write!(self, c => async move {
+            with_idempotency!(c, idem, ops::ledger::create_coupons(c, &draft, &codes, now).await)
+        })
+    }
+
+    /// A coupon and how often it was used, overall and by `customer`; `None` when there is no such code.
+    pub async fn coupon(
+        &self,
+        code: &regulars_core::loyalty::coupons::CouponCode,
+        customer: Option<CustomerId>,
+    ) -> Result<Option<CouponState>> {
+        read!(self, c => ops::ledger::coupon(c, code, customer))
+    }
+
+    /// Redeems a coupon: `StoreError::Refused` with `coupon_exhausted`, `coupon_limit_per_customer`,
+    /// `coupon_expired`, ... when it may not be, and then nothing is written.
+    pub async fn redeem_coupon(
+        &self,
+        code: regulars_core::loyalty::coupons::CouponCode,
+        customer: CustomerId,
+        now: DateTime<Utc>,
+        idem: Option<Idempotency<CouponRedeemed>>,
+    ) -> Result<CouponRedeemed> {
+        write!(self, c => async move {
+            with_idempotency!(c, idem, ops::ledger::redeem_coupon(c, &code, customer, now).await)
         })
     }
 

@@ -131,6 +131,7 @@ both_backends!(
     a_refund_in_three_steps_takes_back_what_was_earned_and_no_more,
     time_matures_points_expires_lots_and_releases_holds,
     ledger_rows_are_append_only,
+    coupons_hold_their_limits_under_concurrency,
 );
 
 async fn the_program_is_versioned_and_checked(db: &TestDb) {
@@ -359,4 +360,70 @@ async fn ledger_rows_are_append_only(db: &TestDb) {
     };
     assert!(refused, "postings, lots and requests cannot be changed or deleted");
     assert_verified(s).await;
+}
+
+async fn coupons_hold_their_limits_under_concurrency(db: &TestDb) {
+    use regulars_store::{CouponBatchDraft, CouponOffer};
+    let s = &db.store;
+    let draft = |max_uses, per_customer| CouponBatchDraft {
+        name: "Spring".into(),
+        offer: CouponOffer::PercentOff(10),
+        count: 1,
+        max_uses,
+        max_uses_per_customer: per_customer,
+        valid_from: None,
+        valid_until: Some(at(48)),
+    };
+    let five = s.create_coupons(draft(Some(5), None), at(0), None).await.unwrap().codes.remove(0);
+    assert!(five.as_str().len() >= 16, "80 random bits: {}", five.as_str());
+    let mut customers = Vec::new();
+    for i in 0..50 {
+        customers.push(customer(s, &format!("c{i}")).await);
+    }
+    let tasks: Vec<_> = customers
+        .iter()
+        .map(|&c| {
+            let (s, code) = (s.clone(), five.clone());
+            tokio::spawn(async move { s.redeem_coupon(code, c, at(1), None).await })
+        })
+        .collect();
+    let (mut ok, mut exhausted) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::Refused(Refusal::CouponExhausted)) => exhausted += 1,
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert_eq!((ok, exhausted), (5, 45));
+    let state = s.coupon(&five, None).await.unwrap().unwrap();
+    assert_eq!((state.uses, state.refusal(at(1))), (5, Some(Refusal::CouponExhausted)));
+
+    // Per-customer limit 1, the same customer at two tills at once: one succeeds.
+    let once = s.create_coupons(draft(None, Some(1)), at(0), None).await.unwrap().codes.remove(0);
+    let tills: Vec<_> = (0..2)
+        .map(|_| {
+            let (s, code, c) = (s.clone(), once.clone(), customers[0]);
+            tokio::spawn(async move { s.redeem_coupon(code, c, at(1), None).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tills {
+        results.push(t.await.unwrap().map_err(|e| e.to_string()));
+    }
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    assert!(results.iter().any(|r| r.as_ref().is_err_and(|e| e.contains("as often as they may"))), "{results:?}");
+    let other = s.redeem_coupon(once.clone(), customers[1], at(1), None).await.unwrap();
+    assert_eq!((other.coupon.uses, other.coupon.customer_uses), (2, 1));
+    assert_eq!(s.coupon(&once, Some(customers[0])).await.unwrap().unwrap().customer_uses, 1);
+    // Expired, unknown.
+    assert!(matches!(
+        s.redeem_coupon(once.clone(), customers[2], at(48), None).await,
+        Err(StoreError::Refused(Refusal::CouponExpired))
+    ));
+    let unknown = regulars_core::loyalty::coupons::CouponCode::parse("code", "NOSUCHCODE").unwrap();
+    assert!(matches!(
+        s.redeem_coupon(unknown, customers[2], at(1), None).await,
+        Err(StoreError::Refused(Refusal::CouponNotFound))
+    ));
 }

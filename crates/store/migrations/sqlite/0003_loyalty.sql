@@ -122,6 +122,42 @@ CREATE TABLE loyalty_order_points (
     PRIMARY KEY (customer_id, order_id)
 ) WITHOUT ROWID;
 
+-- Coupons: batches of codes with global and per-customer limits. `uses` counts are moved in the writing
+-- statement (`uses < max_uses`), so concurrent redemptions cannot exceed a limit; redemptions are appended.
+CREATE TABLE loyalty_coupon_batches (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('amount_off', 'percent_off')),
+    value INTEGER NOT NULL CHECK (value > 0),
+    currency TEXT,
+    max_uses INTEGER CHECK (max_uses > 0),
+    max_uses_per_customer INTEGER CHECK (max_uses_per_customer > 0),
+    valid_from INTEGER,
+    valid_until INTEGER,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE loyalty_coupons (
+    code TEXT PRIMARY KEY,
+    batch_id INTEGER NOT NULL REFERENCES loyalty_coupon_batches (id),
+    max_uses INTEGER,
+    uses INTEGER NOT NULL DEFAULT 0 CHECK (uses >= 0 AND (max_uses IS NULL OR uses <= max_uses))
+) WITHOUT ROWID;
+
+CREATE TABLE loyalty_coupon_customer_uses (
+    code TEXT NOT NULL REFERENCES loyalty_coupons (code),
+    customer_id INTEGER NOT NULL REFERENCES customers (id),
+    uses INTEGER NOT NULL CHECK (uses > 0),
+    PRIMARY KEY (code, customer_id)
+) WITHOUT ROWID;
+
+CREATE TABLE loyalty_coupon_redemptions (
+    id INTEGER PRIMARY KEY,
+    code TEXT NOT NULL REFERENCES loyalty_coupons (code),
+    customer_id INTEGER NOT NULL REFERENCES customers (id),
+    redeemed_at INTEGER NOT NULL
+);
+
 CREATE TRIGGER loyalty_programs_append_only BEFORE UPDATE ON loyalty_programs
     BEGIN SELECT RAISE(ABORT, 'loyalty_programs rows are appended, never changed'); END;
 CREATE TRIGGER loyalty_programs_no_delete BEFORE DELETE ON loyalty_programs
@@ -150,3 +186,7 @@ CREATE TRIGGER loyalty_requests_append_only BEFORE UPDATE ON loyalty_requests
     BEGIN SELECT RAISE(ABORT, 'loyalty_requests rows are appended, never changed'); END;
 CREATE TRIGGER loyalty_requests_no_delete BEFORE DELETE ON loyalty_requests
     BEGIN SELECT RAISE(ABORT, 'loyalty_requests rows are appended, never deleted'); END;
+CREATE TRIGGER loyalty_coupon_redemptions_append_only BEFORE UPDATE ON loyalty_coupon_redemptions
+    BEGIN SELECT RAISE(ABORT, 'loyalty_coupon_redemptions rows are appended, never changed'); END;
+CREATE TRIGGER loyalty_coupon_redemptions_no_delete BEFORE DELETE ON loyalty_coupon_redemptions
+    BEGIN SELECT RAISE(ABORT, 'loyalty_coupon_redemptions rows are appended, never deleted'); END;
