@@ -987,6 +987,22 @@ macro_rules! define_ledger_ops {
             Ok(settled.postings.len())
         }
 
+        /// Wallets where time has something to do at `now`: a lot to mature or expire, a hold to release.
+        pub(crate) async fn due_wallets(c: &mut $Conn, now: DateTime<Utc>, limit: u32) -> Result<Vec<CustomerId>> {
+            let keys: Vec<i64> = c
+                .fetch_scalars(
+                    Query::new(
+                        "SELECT customer_id FROM loyalty_lot_balances WHERE remaining > 0 AND due_at <= $1 \
+                         UNION SELECT customer_id FROM loyalty_open_holds WHERE expires_at <= $1 \
+                         ORDER BY customer_id LIMIT $2",
+                    )
+                    .bind(micros(now))
+                    .bind(i64::from(limit)),
+                )
+                .await?;
+            Ok(keys.into_iter().map(CustomerId::from_key).collect())
+        }
+
         /// The wallet settled at `now`, without writing.
         pub(crate) async fn wallet(c: &mut $Conn, customer: CustomerId, now: DateTime<Utc>) -> Result<Option<WalletView>> {
             let Some(row) = read_wallet(c, customer).await? else { return Ok(None) };

@@ -528,6 +528,25 @@ impl Store {
         write!(self, c => ops::ledger::settle(c, customer, now))
     }
 
+    /// The expiry job's step: writes what time did up to `now` to every wallet where something is due
+    /// (lots maturing or expiring, holds timing out), `batch` wallets at a time, each in its own
+    /// transaction. Reads and writes settle lazily anyway; this keeps the stored balances current for
+    /// reports. Returns the wallets settled and the postings made.
+    pub async fn settle_due(&self, now: DateTime<Utc>, batch: u32) -> Result<(u64, u64)> {
+        let (mut wallets, mut postings) = (0, 0);
+        loop {
+            let due = read!(self, c => ops::ledger::due_wallets(c, now, batch))?;
+            let last_batch = due.len() < batch as usize;
+            for customer in due {
+                postings += self.ledger_settle(customer, now).await? as u64;
+                wallets += 1;
+            }
+            if last_batch {
+                return Ok((wallets, postings));
+            }
+        }
+    }
+
     /// A customer's wallet as it stands at `now`; `None` when there is no such customer.
     pub async fn wallet(&self, customer: CustomerId, now: DateTime<Utc>) -> Result<Option<WalletView>> {
         read!(self, c => ops::ledger::wallet(c, customer, now))

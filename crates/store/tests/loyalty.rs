@@ -132,6 +132,7 @@ both_backends!(
     time_matures_points_expires_lots_and_releases_holds,
     ledger_rows_are_append_only,
     coupons_hold_their_limits_under_concurrency,
+    the_expiry_job_settles_every_wallet_where_something_is_due,
 );
 
 async fn the_program_is_versioned_and_checked(db: &TestDb) {
@@ -426,4 +427,21 @@ async fn coupons_hold_their_limits_under_concurrency(db: &TestDb) {
         s.redeem_coupon(unknown, customers[2], at(1), None).await,
         Err(StoreError::Refused(Refusal::CouponNotFound))
     ));
+}
+
+async fn the_expiry_job_settles_every_wallet_where_something_is_due(db: &TestDb) {
+    let s = &db.store;
+    let (a, b, c) = (customer(s, "a").await, customer(s, "b").await, customer(s, "c").await);
+    run(s, a, "expiring", award(10, at(0), 0, Some(24)), at(0)).await;
+    run(s, b, "pending", award(20, at(0), 12, None), at(0)).await;
+    run(s, c, "kept", award(30, at(0), 0, None), at(0)).await;
+    run(s, c, "hold", Command::PlaceHold { points: p(5), expires_at: at(6) }, at(0)).await;
+    assert_eq!(s.settle_due(at(1), 2).await.unwrap(), (0, 0), "nothing is due yet");
+    // Hour 30: a's lot expired, b's matured, c's hold released; in batches of 2 wallets.
+    assert_eq!(s.settle_due(at(30), 2).await.unwrap(), (3, 3));
+    assert_eq!(s.settle_due(at(31), 2).await.unwrap(), (0, 0), "settling twice changes nothing");
+    let stored = |customer| async move { s.wallet_history(customer).await.unwrap().unwrap().state.balances };
+    let (wa, wb, wc) = (stored(a).await, stored(b).await, stored(c).await);
+    assert_eq!((wa.available, wb.available, wb.pending, wc.available, wc.held), (p(0), p(20), p(0), p(30), p(0)));
+    assert_verified(s).await;
 }
