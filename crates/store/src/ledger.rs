@@ -1155,17 +1155,17 @@ macro_rules! define_ledger_ops {
                 None
             };
             let rules = &program.earning;
-            // The welcome bonus only asks whether there was an order before; Nth-purchase bonuses need the count.
+            // The welcome bonus only asks whether there was an order before; Nth-purchase bonuses need the
+            // count. (A literal LIMIT: a bound one makes SQLite prepare the statement again on every run.)
             let counts = rules.welcome_bonus.is_positive() || !rules.nth_purchase.is_empty();
-            let limit = if rules.nth_purchase.is_empty() { 1 } else { i64::MAX };
+            let sql = if rules.nth_purchase.is_empty() {
+                "SELECT COUNT(*) FROM (SELECT 1 FROM orders WHERE customer_id = $1 AND id < $2 LIMIT 1) AS o"
+            } else {
+                "SELECT COUNT(*) FROM orders WHERE customer_id = $1 AND id < $2"
+            };
             let orders_before: i64 = if let (Some(customer), true) = (customer, counts) {
                 c.fetch_one(
-                    Query::new(
-                        "SELECT COUNT(*) FROM (SELECT 1 FROM orders WHERE customer_id = $1 AND id < $2 LIMIT $3) AS o",
-                    )
-                        .bind(customer.key())
-                        .bind(before_order.map_or(i64::MAX, OrderId::key))
-                        .bind(limit),
+                    Query::new(sql).bind(customer.key()).bind(before_order.map_or(i64::MAX, OrderId::key)),
                 )
                 .await?
                 .at(0)?
