@@ -1003,8 +1003,25 @@ macro_rules! define_ledger_ops {
             Ok(keys.into_iter().map(CustomerId::from_key).collect())
         }
 
+        /// Runs the reads of `$body` in one snapshot, so that a wallet row, its lots and its postings agree
+        /// while writes go on.
+        macro_rules! in_snapshot {
+            ($c:ident, $body:expr) => {{
+                $c.execute_script(<$Conn as Db>::BEGIN_SNAPSHOT).await?;
+                let result = $body.await;
+                let end = $c.execute_script(if result.is_ok() { "COMMIT" } else { "ROLLBACK" }).await;
+                let value = result?;
+                end?;
+                Ok(value)
+            }};
+        }
+
         /// The wallet settled at `now`, without writing.
         pub(crate) async fn wallet(c: &mut $Conn, customer: CustomerId, now: DateTime<Utc>) -> Result<Option<WalletView>> {
+            in_snapshot!(c, wallet_view(c, customer, now))
+        }
+
+        async fn wallet_view(c: &mut $Conn, customer: CustomerId, now: DateTime<Utc>) -> Result<Option<WalletView>> {
             let Some(row) = read_wallet(c, customer).await? else { return Ok(None) };
             let mut state = load_state(c, customer, &row, now, &Load::default()).await?;
             let settled = loyalty::settle(&state, now);
@@ -1018,8 +1035,12 @@ macro_rules! define_ledger_ops {
             Ok(Some(WalletView { customer, balances: state.balances, tier: row.tier, lots }))
         }
 
-        /// Every lot, hold and posting of a wallet; `None` when there is no such customer.
+        /// Every lot, hold and posting of a wallet, from one snapshot; `None` when there is no such customer.
         pub(crate) async fn history(c: &mut $Conn, customer: CustomerId) -> Result<Option<WalletHistory>> {
+            in_snapshot!(c, history_rows(c, customer))
+        }
+
+        async fn history_rows(c: &mut $Conn, customer: CustomerId) -> Result<Option<WalletHistory>> {
             let Some(row) = read_wallet(c, customer).await? else { return Ok(None) };
             let load = Load { everything: true, ..Load::default() };
             let state = load_state(c, customer, &row, Utc::now(), &load).await?;

@@ -133,6 +133,7 @@ both_backends!(
     ledger_rows_are_append_only,
     coupons_hold_their_limits_under_concurrency,
     the_expiry_job_settles_every_wallet_where_something_is_due,
+    verify_is_clean_while_writes_go_on,
 );
 
 async fn the_program_is_versioned_and_checked(db: &TestDb) {
@@ -443,5 +444,41 @@ async fn the_expiry_job_settles_every_wallet_where_something_is_due(db: &TestDb)
     let stored = |customer| async move { s.wallet_history(customer).await.unwrap().unwrap().state.balances };
     let (wa, wb, wc) = (stored(a).await, stored(b).await, stored(c).await);
     assert_eq!((wa.available, wb.available, wb.pending, wc.available, wc.held), (p(0), p(20), p(0), p(30), p(0)));
+    assert_verified(s).await;
+}
+
+async fn verify_is_clean_while_writes_go_on(db: &TestDb) {
+    let s = &db.store;
+    let mut wallets = Vec::new();
+    for i in 0..4 {
+        let c = customer(s, &format!("w{i}")).await;
+        run(s, c, "opening", adjust(1_000), at(0)).await;
+        wallets.push(c);
+    }
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (s, wallets) = (s.clone(), wallets.clone());
+            tokio::spawn(async move {
+                for i in 0..60 {
+                    let c = wallets[(w + i) % wallets.len()];
+                    let command = if i % 3 == 0 { award(7, at(1), 0, Some(2)) } else { redeem(3) };
+                    let request = Request { id: id(&format!("w{w}-{i}")), command };
+                    let _ = s.ledger_execute(c, request, at(1), None).await;
+                }
+            })
+        })
+        .collect();
+    // Each wallet is read in one snapshot: its row, lots and postings always agree.
+    while !writers.iter().all(|w| w.is_finished()) {
+        assert_verified(s).await;
+        for &c in &wallets {
+            let view = s.wallet(c, at(1)).await.unwrap().unwrap();
+            let in_lots: i64 = view.lots.iter().map(|l| l.remaining.get()).sum();
+            assert_eq!(in_lots, view.balances.available.get() + view.balances.pending.get());
+        }
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
     assert_verified(s).await;
 }
