@@ -476,7 +476,10 @@ macro_rules! define_ledger_ops {
             }
             let from = "FROM loyalty_lot_balances b JOIN loyalty_lots l ON l.customer_id = b.customer_id \
                         AND l.lot_no = b.lot_no WHERE b.customer_id = $1";
-            let lots = if load.everything {
+            // A wallet that never had a lot (or a hold) has none to read.
+            let lots = if row.lots_created == 0 {
+                Vec::new()
+            } else if load.everything {
                 c.fetch_all(Query::new(format!("SELECT {LOT_COLUMNS} {from} ORDER BY b.lot_no")).bind(key)).await?
             } else if load.due_only {
                 c.fetch_all(
@@ -500,7 +503,9 @@ macro_rules! define_ledger_ops {
                  LEFT JOIN loyalty_open_holds o ON o.customer_id = h.customer_id AND o.hold_no = h.hold_no \
                  WHERE h.customer_id = $1";
             let named = load.hold.map_or(0, |h| i64::from(h.0));
-            let holds = if load.everything {
+            let holds = if row.holds_created == 0 {
+                Vec::new()
+            } else if load.everything {
                 c.fetch_all(Query::new(format!("{hold_columns} ORDER BY h.hold_no")).bind(key)).await?
             } else if load.due_only {
                 c.fetch_all(
