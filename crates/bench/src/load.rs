@@ -1,8 +1,12 @@
 //! `regulars-load`: an HTTP load generator for the benchmarks in BENCHMARKS.md.
 //!
-//! Creates `--customers` customers, then runs `--clients` concurrent clients that record orders (each with
-//! its own external id, spread over the customers) for `--seconds`, and prints throughput and latency
-//! percentiles. Every request must succeed; failures are counted and reported.
+//! Creates `--customers` customers, then runs `--clients` concurrent clients for `--seconds` and prints
+//! throughput and latency percentiles. `--mode orders` (and `earn`, the same requests with a loyalty program
+//! defined, so each order also earns points) records orders, each with its own external id, spread over
+//! the customers; `--mode redeem` first gives every customer a large balance (an owner adjustment with
+//! `--setup-key`), then redeems 1 point per request with an `Idempotency-Key`, as a till would.
+//! `--customers 1` puts all clients on one hot wallet. Every request must succeed; failures are counted
+//! and reported.
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +31,12 @@ struct Args {
     /// Seconds of load before measuring starts
     #[arg(long, default_value_t = 2)]
     warmup: u64,
+    /// orders, earn (orders with a loyalty program defined) or redeem
+    #[arg(long, default_value = "orders")]
+    mode: String,
+    /// An owner key, for the opening balances of `--mode redeem`
+    #[arg(long, env = "REGULARS_SETUP_KEY")]
+    setup_key: Option<String>,
 }
 
 #[tokio::main]
@@ -34,27 +44,49 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let client = reqwest::Client::builder().pool_max_idle_per_host(args.clients).build()?;
     let run_id = std::process::id();
+    let redeem = match args.mode.as_str() {
+        "orders" | "earn" => false,
+        "redeem" => true,
+        other => bail!("unknown --mode {other:?}: expected orders, earn or redeem"),
+    };
     // Customers first, 64 at a time.
     let mut created = 0;
+    let mut ids: Vec<String> = Vec::with_capacity(args.customers);
     for chunk in (0..args.customers).collect::<Vec<_>>().chunks(64) {
         let mut tasks = Vec::new();
         for &i in chunk {
             let (client, base, key) = (client.clone(), args.base.clone(), args.key.clone());
+            let setup = if redeem { args.setup_key.clone() } else { None };
+            if redeem && setup.is_none() {
+                bail!("--mode redeem needs --setup-key, an owner key for the opening balances");
+            }
             tasks.push(tokio::spawn(async move {
-                client
+                let r = client
                     .post(format!("{base}/api/v1/customers"))
                     .bearer_auth(key)
                     .json(&json!({"external_id": format!("load-{run_id}-{i}"), "name": format!("Load {i}")}))
                     .send()
-                    .await
-                    .map(|r| r.status().as_u16())
+                    .await?;
+                let status = r.status().as_u16();
+                let id = r.json::<serde_json::Value>().await?["id"].as_str().unwrap_or_default().to_owned();
+                if let (201, Some(setup)) = (status, setup) {
+                    let r = client
+                        .post(format!("{base}/api/v1/customers/{id}/wallet/adjust"))
+                        .bearer_auth(setup)
+                        .json(&json!({"points": 1_000_000_000i64, "reason": "benchmark opening balance"}))
+                        .send()
+                        .await?;
+                    return Ok::<_, reqwest::Error>((r.status().as_u16(), id));
+                }
+                Ok((status, id))
             }));
         }
         for t in tasks {
-            let status = t.await?.context("create customer")?;
-            if status != 201 {
-                bail!("creating a customer returned {status}");
+            let (status, id) = t.await?.context("create customer")?;
+            if status != 201 && status != 200 {
+                bail!("creating a customer (and its opening balance) returned {status}");
             }
+            ids.push(id);
             created += 1;
         }
     }
@@ -67,8 +99,10 @@ async fn main() -> Result<()> {
     let measure_from = started + Duration::from_secs(args.warmup);
     let stop_at = measure_from + Duration::from_secs(args.seconds);
     let mut workers = Vec::new();
+    let ids = std::sync::Arc::new(ids);
     for w in 0..args.clients {
         let (client, base, key, customers) = (client.clone(), args.base.clone(), args.key.clone(), args.customers);
+        let ids = ids.clone();
         workers.push(tokio::spawn(async move {
             let mut latencies_us: Vec<u32> = Vec::with_capacity(100_000);
             let mut failures = 0u64;
@@ -79,6 +113,29 @@ async fn main() -> Result<()> {
                     break;
                 }
                 let customer = (w * 7919 + i * 104_729) % customers;
+                if redeem {
+                    let sent = Instant::now();
+                    let ok = match client
+                        .post(format!("{base}/api/v1/customers/{}/wallet/redeem", ids[customer]))
+                        .bearer_auth(&key)
+                        .header("idempotency-key", format!("load-{run_id}-{w}-{i}"))
+                        .json(&json!({"points": 1, "reason": "benchmark"}))
+                        .send()
+                        .await
+                    {
+                        Ok(r) => r.status().as_u16() == 200 && r.bytes().await.is_ok(),
+                        Err(_) => false,
+                    };
+                    if sent >= measure_from {
+                        if ok {
+                            latencies_us.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                        } else {
+                            failures += 1;
+                        }
+                    }
+                    i += 1;
+                    continue;
+                }
                 let body = json!({
                     "external_id": format!("load-{run_id}-{w}-{i}"),
                     "customer_external_id": format!("load-{run_id}-{customer}"),
@@ -116,7 +173,10 @@ async fn main() -> Result<()> {
             / 1000.0
     };
     println!(
-        "orders: {} in {} s = {:.0}/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}; failures {}",
+        "{} ({} customers, {} clients): {} in {} s = {:.0}/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}; failures {}",
+        args.mode,
+        args.customers,
+        args.clients,
         all.len(),
         args.seconds,
         all.len() as f64 / args.seconds as f64,

@@ -67,10 +67,18 @@ pub enum Operation {
     AnalyticsRead,
     /// Recompute the analytics snapshot now.
     AnalyticsRefresh,
+    /// Read a wallet, its statement, and what an order would earn (the dry run).
+    LoyaltyRead,
+    /// Spend points: redeem, place a hold, capture or void it. (Points are earned by recording orders.)
+    LoyaltySpend,
+    /// Correct a wallet by hand.
+    LoyaltyAdjust,
+    /// Read and define the loyalty program.
+    LoyaltyProgram,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 12] = [
+    pub const ALL: [Operation; 16] = [
         Operation::CustomersRead,
         Operation::CustomersWrite,
         Operation::ProductsRead,
@@ -83,24 +91,49 @@ impl Operation {
         Operation::KeysManage,
         Operation::AnalyticsRead,
         Operation::AnalyticsRefresh,
+        Operation::LoyaltyRead,
+        Operation::LoyaltySpend,
+        Operation::LoyaltyAdjust,
+        Operation::LoyaltyProgram,
     ];
 }
 
 /// The one table that decides whether `role` may perform `operation`.
+///
+/// Loyalty: every role may read wallets (the analyst for figures, the agent to answer a customer, the till
+/// and the shop to show a balance); the till and the shop spend points (points are earned by recording
+/// orders, which they may do); only the owner adjusts a wallet by hand or defines the program.
 pub fn allows(role: Role, operation: Operation) -> bool {
     use Operation::*;
     match role {
         Role::Owner => true,
-        Role::Analyst => {
-            matches!(operation, CustomersRead | ProductsRead | OrdersRead | AnalyticsRead | AnalyticsRefresh)
-        }
-        Role::Agent => matches!(operation, CustomersRead | CustomersWrite | ProductsRead | OrdersRead),
-        Role::Cashier => {
-            matches!(operation, CustomersRead | CustomersWrite | ProductsRead | OrdersRead | OrdersWrite | RefundsWrite)
-        }
+        Role::Analyst => matches!(
+            operation,
+            CustomersRead | ProductsRead | OrdersRead | AnalyticsRead | AnalyticsRefresh | LoyaltyRead
+        ),
+        Role::Agent => matches!(operation, CustomersRead | CustomersWrite | ProductsRead | OrdersRead | LoyaltyRead),
+        Role::Cashier => matches!(
+            operation,
+            CustomersRead
+                | CustomersWrite
+                | ProductsRead
+                | OrdersRead
+                | OrdersWrite
+                | RefundsWrite
+                | LoyaltyRead
+                | LoyaltySpend
+        ),
         Role::Integration => matches!(
             operation,
-            CustomersRead | CustomersWrite | ProductsRead | ProductsWrite | OrdersRead | OrdersWrite | RefundsWrite
+            CustomersRead
+                | CustomersWrite
+                | ProductsRead
+                | ProductsWrite
+                | OrdersRead
+                | OrdersWrite
+                | RefundsWrite
+                | LoyaltyRead
+                | LoyaltySpend
         ),
     }
 }
@@ -120,6 +153,14 @@ mod tests {
             assert_eq!(role.as_str().parse::<Role>(), Ok(role));
         }
         assert!(!allows(Role::Analyst, Operation::OrdersWrite));
+        for role in Role::ALL {
+            let owner = role == Role::Owner;
+            assert_eq!(allows(role, Operation::LoyaltyAdjust), owner);
+            assert_eq!(allows(role, Operation::LoyaltyProgram), owner);
+            assert!(allows(role, Operation::LoyaltyRead));
+            let spends = matches!(role, Role::Owner | Role::Cashier | Role::Integration);
+            assert_eq!(allows(role, Operation::LoyaltySpend), spends);
+        }
         assert!("root".parse::<Role>().is_err());
     }
 }

@@ -69,6 +69,10 @@ prefixed_id!(
     /// A refund, `ref_…`.
     RefundId, "ref_"
 );
+prefixed_id!(
+    /// A loyalty hold placed during a checkout, `hld_…` (within its wallet it is `loyalty::HoldId`).
+    LoyaltyHoldId, "hld_"
+);
 
 #[cfg(test)]
 mod tests {

@@ -46,6 +46,10 @@ enum Command {
         /// Seconds between refreshes of the analytics snapshot (the first runs at start); 0 turns the job off
         #[arg(long, env = "REGULARS_SNAPSHOT_EVERY", default_value_t = 3600)]
         snapshot_every: u64,
+        /// Seconds between runs of the loyalty expiry job (lots maturing and expiring, holds timing out,
+        /// written to the stored balances); 0 turns it off. Reads and writes settle on their own anyway.
+        #[arg(long, env = "REGULARS_SETTLE_EVERY", default_value_t = 60)]
+        settle_every: u64,
     },
     /// Apply pending database migrations and exit
     Migrate {
@@ -58,6 +62,12 @@ enum Command {
     Import(import::ImportArgs),
     /// Analyse an export file without a server: models, cohorts, RFM, CLV; terminal, JSON, CSV, HTML
     Analyze(analyze::AnalyzeArgs),
+    /// Check every loyalty wallet's ledger: postings balance, lots and holds add up to the balances, no
+    /// negative balance, no order refunded more points than it earned. Exits 1 if anything is found.
+    Verify {
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
     /// Manage API keys
     Keys {
         #[command(subcommand)]
@@ -103,7 +113,9 @@ async fn open(db: &DatabaseArg) -> Result<Store> {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve { listen, db, demo, snapshot_every } => serve(listen, &db, demo, snapshot_every).await,
+        Command::Serve { listen, db, demo, snapshot_every, settle_every } => {
+            serve(listen, &db, demo, snapshot_every, settle_every).await
+        }
         Command::Migrate { db } => {
             let store = open(&db).await?;
             // Store::open applied them; say what the database holds now.
@@ -116,10 +128,28 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => demo::run(args).await,
         Command::Analyze(args) => analyze::run(args),
         Command::Keys { command } => keys(command).await,
+        Command::Verify { db } => verify(&db).await,
     }
 }
 
-async fn serve(listen: SocketAddr, db: &DatabaseArg, demo: bool, snapshot_every: u64) -> Result<()> {
+async fn verify(db: &DatabaseArg) -> Result<()> {
+    let store = open(db).await?;
+    let report = store.verify_loyalty().await.context("verify the loyalty ledger")?;
+    store.close().await;
+    for (customer, finding) in &report.findings {
+        println!("{customer}: {}: {finding}", finding.code());
+    }
+    let wallets = if report.wallets == 1 { "1 wallet".to_owned() } else { format!("{} wallets", report.wallets) };
+    if report.findings.is_empty() {
+        println!("{wallets} checked: the loyalty ledger is consistent");
+        Ok(())
+    } else {
+        println!("{wallets} checked: {} findings", report.findings.len());
+        std::process::exit(1);
+    }
+}
+
+async fn serve(listen: SocketAddr, db: &DatabaseArg, demo: bool, snapshot_every: u64, settle_every: u64) -> Result<()> {
     let store = open(db).await?;
     if demo && store.counts().await?.customers == 0 {
         let config = regulars_demo::DemoConfig::new(1, demo::DEFAULT_CUSTOMERS, Utc::now().date_naive());
@@ -138,8 +168,9 @@ async fn serve(listen: SocketAddr, db: &DatabaseArg, demo: bool, snapshot_every:
     println!("regulars: serving http://{address} on {} ({})", store.backend_name(), db.database);
     let state = AppState::new(store.clone(), system_clock());
     let job = (snapshot_every > 0).then(|| tokio::spawn(snapshot_job(store.clone(), snapshot_every)));
+    let settle = (settle_every > 0).then(|| tokio::spawn(settle_job(store.clone(), settle_every)));
     regulars_server::serve(listener, state, shutdown_signal()).await.context("serve HTTP")?;
-    if let Some(job) = job {
+    for job in [job, settle].into_iter().flatten() {
         job.abort();
     }
     store.close().await;
@@ -160,6 +191,22 @@ async fn snapshot_job(store: Store, every_seconds: u64) {
             ),
             Ok(None) => {}
             Err(e) => eprintln!("regulars: analytics snapshot failed: {e}"),
+        }
+    }
+}
+
+/// The loyalty expiry job: every `every_seconds`, writes what time did to the wallets where something is due.
+async fn settle_job(store: Store, every_seconds: u64) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(every_seconds));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match store.settle_due(Utc::now(), 500).await {
+            Ok((0, _)) => {}
+            Ok((wallets, postings)) => {
+                eprintln!("regulars: loyalty expiry: {wallets} wallets settled, {postings} postings")
+            }
+            Err(e) => eprintln!("regulars: loyalty expiry failed: {e}"),
         }
     }
 }

@@ -208,3 +208,36 @@ fn a_column_mapping_reads_any_export() {
     });
     assert_eq!(total, 500, "2 x 2,50 read with a decimal comma");
 }
+
+#[test]
+fn verify_reports_a_consistent_ledger_and_exits_1_on_a_tampered_one() {
+    use regulars_core::loyalty::{Command as Ledger, Points, Request, RequestId};
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(dir.path());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let store = regulars_store::Store::open(&db).await.unwrap();
+        let customer = store.create_customer(Default::default(), chrono::Utc::now(), None).await.unwrap().id;
+        for (id, command) in [
+            ("a", Ledger::Adjust { points: Points::new(100), note: "opening".into(), expires_at: None }),
+            ("b", Ledger::Redeem { points: Points::new(30), note: None }),
+        ] {
+            let request = Request { id: RequestId::parse("id", id).unwrap(), command };
+            store.ledger_execute(customer, request, chrono::Utc::now(), None).await.unwrap();
+        }
+        store.close().await;
+    });
+    let (ok, out, err) = run(&["verify"], &db);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("1 wallet checked: the loyalty ledger is consistent"), "{out}");
+
+    // Someone edits a cached balance by hand: verify names it and fails.
+    let conn = rusqlite::Connection::open(dir.path().join("regulars.db")).unwrap();
+    conn.execute("UPDATE loyalty_wallets SET available = 90", []).unwrap();
+    drop(conn);
+    let out = regulars().args(["verify", "--database", &db]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("cus_1: balance_mismatch: available is 90, the postings say 70"), "{stdout}");
+    assert!(stdout.contains("1 wallet checked: "), "{stdout}");
+}

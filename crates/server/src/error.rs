@@ -39,6 +39,10 @@ pub enum ErrorCode {
     Unavailable,
     /// Something failed inside the server.
     Internal,
+    /// The loyalty rules refused the request (`409`); the code is the refusal's own
+    /// (`insufficient_points`, `hold_expired`, ... : `regulars_core::loyalty::Refusal::CODES`). Nothing
+    /// was written, and a retry is judged afresh.
+    Refused(&'static str),
 }
 
 impl ErrorCode {
@@ -91,11 +95,18 @@ impl ErrorCode {
             MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
             Unavailable => ("unavailable", StatusCode::SERVICE_UNAVAILABLE, "The service is unavailable"),
             Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR, "Internal error"),
+            Refused(code) => (code, StatusCode::CONFLICT, "The loyalty rules refused the request"),
         }
     }
 
     pub fn as_str(self) -> &'static str {
         self.describe().0
+    }
+
+    /// Every code the API can return: the table above and the loyalty refusals.
+    pub fn all_codes() -> Vec<&'static str> {
+        let table = ErrorCode::ALL.iter().map(|c| c.as_str());
+        table.chain(regulars_core::loyalty::Refusal::CODES).collect()
     }
 }
 
@@ -139,6 +150,7 @@ impl From<StoreError> for ApiError {
                 ApiError::field(ErrorCode::NotFound, field, e.to_string())
             }
             StoreError::Invalid(f) => f.into(),
+            StoreError::Refused(refusal) => ApiError::new(ErrorCode::Refused(refusal.code()), refusal.to_string()),
             StoreError::AlreadyExists { ref field, .. } => {
                 let field = field.clone();
                 ApiError::field(ErrorCode::AlreadyExists, field, e.to_string())

@@ -257,14 +257,15 @@ pub async fn refund_order(
     body: ApiJson<wire::RefundIn>,
 ) -> ApiResult<Response> {
     let id = order_id(&id)?;
-    let draft = body.value.parse(id, (state.clock)())?;
+    let now = (state.clock)();
+    let draft = body.value.parse(id, now)?;
     let currency: Currency =
         state.store.order(id).await?.ok_or_else(|| ApiError::not_found(format!("order {id}")))?.currency;
     let render = move |(refund, created): &(regulars_core::Refund, bool)| {
         (if *created { StatusCode::CREATED } else { StatusCode::OK }, wire::refund(refund, currency))
     };
     idempotency::run(&state, &caller, &headers, ("POST", uri.path(), &body.bytes), render, |idem| {
-        state.store.record_refund(draft, idem)
+        state.store.record_refund(draft, now, idem)
     })
     .await
 }

@@ -7,6 +7,7 @@ pub mod error;
 mod handlers;
 pub mod idempotency;
 pub mod json;
+mod loyalty;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
@@ -93,6 +94,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/analytics/segments", get(analytics::segments))
         .route("/api/v1/analytics/at-risk", get(analytics::at_risk))
         .route("/api/v1/analytics/snapshot", post(analytics::refresh))
+        .route("/api/v1/customers/{id}/wallet", get(loyalty::wallet))
+        .route("/api/v1/customers/{id}/wallet/statement", get(loyalty::statement))
+        .route("/api/v1/customers/{id}/wallet/redeem", post(loyalty::redeem))
+        .route("/api/v1/customers/{id}/wallet/holds", post(loyalty::place_hold))
+        .route("/api/v1/customers/{id}/wallet/adjust", post(loyalty::adjust))
+        .route("/api/v1/holds/{id}/capture", post(loyalty::capture))
+        .route("/api/v1/holds/{id}/void", post(loyalty::void))
+        .route("/api/v1/loyalty/program", get(loyalty::get_program).put(loyalty::put_program))
+        .route("/api/v1/loyalty/dry-run", post(loyalty::dry_run))
+        .route("/api/v1/coupons", post(loyalty::create_coupons))
+        .route("/api/v1/coupons/{code}", get(loyalty::coupon))
+        .route("/api/v1/coupons/{code}/redeem", post(loyalty::redeem_coupon))
         .route("/api/v1/keys", post(create_key).get(list_keys))
         .route("/api/v1/keys/{prefix}/revoke", post(revoke_key))
         .route_layer(from_fn_with_state(state.clone(), auth::authorize))

@@ -5,16 +5,76 @@ use serde_json::{Map, Value, json};
 use crate::error::ErrorCode;
 use crate::routes::ROUTES;
 
+fn loyalty_schemas() -> Value {
+    let text = json!({ "type": ["string", "null"] });
+    json!({
+        "CouponBatchIn": { "type": "object", "additionalProperties": false, "required": ["name", "count"], "properties": {
+            "name": { "type": "string" }, "count": { "type": "integer", "minimum": 1, "maximum": 10000 },
+            "percent_off": { "type": ["integer", "null"], "minimum": 1, "maximum": 100 },
+            "amount_off_minor": { "type": ["integer", "null"], "minimum": 1 }, "currency": text,
+            "max_uses": { "type": ["integer", "null"], "minimum": 1, "description": "uses of each code in all; 1 for single-use codes" },
+            "max_uses_per_customer": { "type": ["integer", "null"], "minimum": 1 },
+            "valid_from": { "type": ["string", "null"], "format": "date-time" }, "valid_until": { "type": ["string", "null"], "format": "date-time" } } },
+        "CouponBatch": { "type": "object", "properties": {
+            "batch_id": { "type": "integer" }, "name": { "type": "string" }, "codes": { "type": "array", "items": { "type": "string" } } } },
+        "CouponRedeemIn": { "type": "object", "additionalProperties": false, "required": ["customer_id"], "properties": {
+            "customer_id": { "type": "string" } } },
+        "Coupon": { "type": "object", "properties": {
+            "code": { "type": "string" }, "batch_id": { "type": "integer" }, "name": { "type": "string" },
+            "offer": { "type": "object" }, "uses": { "type": "integer" }, "max_uses": { "type": ["integer", "null"] },
+            "max_uses_per_customer": { "type": ["integer", "null"] }, "customer_uses": { "type": "integer" },
+            "valid": { "type": "boolean", "description": "validation only: whether a redemption now would be accepted" },
+            "refusal": { "type": ["string", "null"], "description": "validation only: the code a redemption would meet" } } },
+        "RedeemIn": { "type": "object", "additionalProperties": false, "required": ["points"], "properties": {
+            "points": { "type": "integer", "minimum": 1 }, "reason": text } },
+        "HoldIn": { "type": "object", "additionalProperties": false, "required": ["points", "ttl_seconds"], "properties": {
+            "points": { "type": "integer", "minimum": 1 }, "ttl_seconds": { "type": "integer", "minimum": 1, "maximum": 2_592_000 } } },
+        "CaptureIn": { "type": "object", "additionalProperties": false, "properties": {
+            "points": { "type": ["integer", "null"], "minimum": 1, "description": "absent: the whole hold" } } },
+        "AdjustIn": { "type": "object", "additionalProperties": false, "required": ["points", "reason"], "properties": {
+            "points": { "type": "integer", "description": "positive adds available points, negative spends them" }, "reason": { "type": "string" } } },
+        "DryRunIn": { "type": "object", "additionalProperties": false, "required": ["currency", "lines"], "properties": {
+            "customer_id": text, "currency": { "type": "string" },
+            "lines": { "type": "array", "minItems": 1, "items": { "$ref": "#/components/schemas/OrderLineIn" } } } },
+        "Balances": { "type": "object", "properties": {
+            "available": { "type": "integer" }, "pending": { "type": "integer" }, "held": { "type": "integer" },
+            "owed": { "type": "integer", "description": "points taken back by refunds after they were spent" } } },
+        "Wallet": { "type": "object", "properties": {
+            "customer_id": { "type": "string" }, "available": { "type": "integer" }, "pending": { "type": "integer" },
+            "held": { "type": "integer" }, "owed": { "type": "integer" }, "tier": text,
+            "lots": { "type": "array", "description": "lots with points left, in spending order (pending last)", "items": { "type": "object", "properties": {
+                "lot": { "type": "integer" }, "points": { "type": "integer" }, "remaining": { "type": "integer" },
+                "status": { "type": "string", "enum": ["available", "pending"] }, "earned_at": { "type": "string", "format": "date-time" },
+                "available_from": { "type": "string", "format": "date-time" }, "expires_at": { "type": ["string", "null"], "format": "date-time" },
+                "source": { "type": "string", "enum": ["order", "award", "adjustment"] }, "order_id": text } } } } },
+        "LedgerReceipt": { "type": "object", "properties": {
+            "customer_id": { "type": "string" }, "points": { "type": "integer" }, "lot": { "type": ["integer", "null"] },
+            "wallet": { "$ref": "#/components/schemas/Balances" } } },
+        "Hold": { "type": "object", "properties": {
+            "id": { "type": "string", "example": "hld_5" }, "customer_id": { "type": "string" },
+            "status": { "type": "string", "enum": ["open", "captured", "voided"] }, "points": { "type": "integer" },
+            "expires_at": { "type": "string", "format": "date-time" }, "wallet": { "$ref": "#/components/schemas/Balances" } } },
+        "Program": { "type": "object", "properties": {
+            "version": { "type": "integer" }, "name": { "type": "string" }, "currency": { "type": "string" },
+            "defined_at": { "type": "string", "format": "date-time" }, "definition": { "type": "string", "description": "the TOML text" } } },
+        "DryRun": { "type": "object", "properties": {
+            "program_version": { "type": "integer" }, "points": { "type": "integer" },
+            "parts": { "type": "array", "items": { "type": "object", "properties": { "rule": { "type": "string" }, "points": { "type": "integer" } } } },
+            "explanation": { "type": "array", "items": { "type": "string" } },
+            "available_from": { "type": "string", "format": "date-time" }, "expires_at": { "type": ["string", "null"], "format": "date-time" } } },
+    })
+}
+
 fn schemas() -> Value {
     let text = json!({ "type": ["string", "null"] });
     let money = json!({ "type": "object", "properties": {
         "amount_minor": { "type": "integer", "description": "integer minor units, e.g. cents" },
         "currency": { "type": "string", "description": "ISO 4217 code" } } });
-    json!({
+    let mut all = json!({
         "Problem": { "type": "object", "description": "RFC 9457 problem document", "properties": {
             "type": { "type": "string" }, "title": { "type": "string" }, "status": { "type": "integer" },
             "detail": { "type": "string" }, "field": { "type": "string", "description": "the input at fault, e.g. lines[0].quantity" },
-            "code": { "type": "string", "enum": ErrorCode::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>() } },
+            "code": { "type": "string", "enum": ErrorCode::all_codes() } },
             "required": ["type", "title", "status", "detail", "code"] },
         "Money": money,
         "MarketingConsent": { "type": "object", "properties": {
@@ -64,7 +124,11 @@ fn schemas() -> Value {
             "name": { "type": "string" }, "role": { "type": "string", "enum": ["owner", "analyst", "agent", "cashier", "integration"] } } },
         "Page": { "type": "object", "properties": {
             "items": { "type": "array", "items": {} }, "next_cursor": { "type": ["string", "null"] } } },
-    })
+    });
+    for (name, schema) in loyalty_schemas().as_object().expect("an object") {
+        all[name] = schema.clone();
+    }
+    all
 }
 
 /// The request and response schemas of a route, by method and path.
@@ -79,6 +143,18 @@ fn bodies(method: &str, path: &str) -> (Option<&'static str>, &'static str) {
         ("GET", "/api/v1/orders/{id}") => (None, "Order"),
         ("POST", "/api/v1/orders/{id}/refunds") => (Some("RefundIn"), "Refund"),
         ("POST", "/api/v1/keys") => (Some("KeyIn"), "Page"),
+        ("GET", "/api/v1/customers/{id}/wallet") => (None, "Wallet"),
+        ("POST", "/api/v1/customers/{id}/wallet/redeem") => (Some("RedeemIn"), "LedgerReceipt"),
+        ("POST", "/api/v1/customers/{id}/wallet/adjust") => (Some("AdjustIn"), "LedgerReceipt"),
+        ("POST", "/api/v1/customers/{id}/wallet/holds") => (Some("HoldIn"), "Hold"),
+        ("POST", "/api/v1/holds/{id}/capture") => (Some("CaptureIn"), "Hold"),
+        ("POST", "/api/v1/holds/{id}/void") => (None, "Hold"),
+        ("PUT", "/api/v1/loyalty/program") => (Some("ProgramToml"), "Program"),
+        ("GET", "/api/v1/loyalty/program") => (None, "Program"),
+        ("POST", "/api/v1/loyalty/dry-run") => (Some("DryRunIn"), "DryRun"),
+        ("POST", "/api/v1/coupons") => (Some("CouponBatchIn"), "CouponBatch"),
+        ("GET", "/api/v1/coupons/{code}") => (None, "Coupon"),
+        ("POST", "/api/v1/coupons/{code}/redeem") => (Some("CouponRedeemIn"), "Coupon"),
         _ => (None, "Page"),
     }
 }
@@ -120,7 +196,10 @@ pub fn document() -> Value {
         if !parameters.is_empty() {
             op["parameters"] = parameters.into();
         }
-        if let Some(request) = request {
+        if request == Some("ProgramToml") {
+            op["requestBody"] = json!({ "required": true, "content": { "application/toml": { "schema": { "type": "string",
+                "description": "the program file: earning rules, lock period, expiry, tiers (crates/core/src/loyalty/program.rs)" } } } });
+        } else if let Some(request) = request {
             op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{request}") } } } });
         }
         let entry = paths.entry(route.path.to_owned()).or_insert_with(|| json!({}));
@@ -128,7 +207,7 @@ pub fn document() -> Value {
     }
     json!({
         "openapi": "3.1.0",
-        "info": { "title": "Regulars API", "version": "1", "description": "Customer retention: customers, products, orders, refunds. Errors are RFC 9457 problem documents with a stable code." },
+        "info": { "title": "Regulars API", "version": "1", "description": "Customer retention: customers, products, orders, refunds, loyalty wallets and the program. A loyalty refusal is a 409 problem whose code is the refusal's (insufficient_points, hold_expired, ...). Errors are RFC 9457 problem documents with a stable code." },
         "paths": paths,
         "components": {
             "schemas": schemas(),

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use regulars_core::customer::{parse_attributes, parse_birthday, parse_locale, parse_name, parse_time_zone};
+use regulars_core::loyalty::earning::OrderEarning;
+use regulars_core::loyalty::{Balances, Command, HoldId, LotSource, LotState, Points, Refusal, StatementLine};
 use regulars_core::order::CustomerRef;
 use regulars_core::text::bounded_text;
 use regulars_core::{
@@ -12,7 +14,10 @@ use regulars_core::{
     OrderDraft, OrderId, OrderLine, Phone, Product, ProductDraft, Quantity, Refund, RefundDraft, RefundDraftKind,
     RefundLine, Sku,
 };
-use regulars_store::{ApiKey, CustomerExport};
+use regulars_store::{
+    ApiKey, CouponBatch, CouponBatchDraft, CouponOffer, CouponRedeemed, CouponState, CustomerExport, LedgerReceipt,
+    ProgramVersion, WalletView,
+};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
@@ -376,4 +381,327 @@ pub fn api_key(k: &ApiKey) -> Value {
 /// A page of results with the cursor of the next page (`null` on the last).
 pub fn page(items: Vec<Value>, next_cursor: Option<String>) -> Value {
     json!({ "items": items, "next_cursor": next_cursor })
+}
+
+// ----- loyalty -----
+
+/// `points` as a request field: a whole number of at least 1.
+fn points(field: &str, n: i64) -> Result<Points, FieldError> {
+    Points::parse_positive(field, n)
+}
+
+fn note(field: &str, raw: Option<&str>) -> Result<Option<String>, FieldError> {
+    opt(raw, |v| bounded_text(field, v, 500))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemIn {
+    pub points: i64,
+    pub reason: Option<String>,
+}
+
+impl RedeemIn {
+    pub fn parse(self) -> Result<Command, FieldError> {
+        Ok(Command::Redeem { points: points("points", self.points)?, note: note("reason", self.reason.as_deref())? })
+    }
+}
+
+/// The longest a checkout may hold points.
+pub const MAX_HOLD_SECONDS: i64 = 30 * 24 * 3600;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldIn {
+    pub points: i64,
+    pub ttl_seconds: i64,
+}
+
+impl HoldIn {
+    pub fn parse(self, now: DateTime<Utc>) -> Result<Command, FieldError> {
+        if !(1..=MAX_HOLD_SECONDS).contains(&self.ttl_seconds) {
+            return Err(FieldError::new(
+                "ttl_seconds",
+                format!("must be between 1 and {MAX_HOLD_SECONDS} seconds, got {}", self.ttl_seconds),
+            ));
+        }
+        Ok(Command::PlaceHold {
+            points: points("points", self.points)?,
+            expires_at: now + chrono::Duration::seconds(self.ttl_seconds),
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureIn {
+    /// How many of the hold's points to spend; all of them when absent.
+    pub points: Option<i64>,
+}
+
+impl CaptureIn {
+    pub fn parse(self, hold: HoldId) -> Result<Command, FieldError> {
+        Ok(Command::Capture { hold, points: self.points.map(|n| points("points", n)).transpose()? })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustIn {
+    /// Positive adds a lot of available points; negative spends available points.
+    pub points: i64,
+    pub reason: String,
+}
+
+impl AdjustIn {
+    pub fn parse(self) -> Result<Command, FieldError> {
+        if self.points == 0 || self.points.unsigned_abs() > Points::MAX_REQUEST as u64 {
+            return Err(FieldError::new(
+                "points",
+                format!("must be between -10^12 and 10^12 and not 0, got {}", self.points),
+            ));
+        }
+        let note = bounded_text("reason", &self.reason, 500)?;
+        Ok(Command::Adjust { points: Points::new(self.points), note, expires_at: None })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunIn {
+    pub customer_id: Option<String>,
+    pub currency: String,
+    pub lines: Vec<OrderLineIn>,
+}
+
+impl DryRunIn {
+    pub fn parse(self) -> Result<(Option<CustomerId>, Currency, Vec<OrderLine>), FieldError> {
+        let customer = opt(self.customer_id.as_deref(), |v| CustomerId::parse("customer_id", v))?;
+        let currency = Currency::parse("currency", &self.currency)?;
+        if self.lines.is_empty() {
+            return Err(FieldError::new("lines", "an order has at least one line"));
+        }
+        let mut lines = Vec::with_capacity(self.lines.len());
+        for (i, l) in self.lines.into_iter().enumerate() {
+            let parsed = (|| {
+                let name = opt(l.name.as_deref(), |v| bounded_text("name", v, 200))?;
+                OrderLine::new(
+                    Sku::parse("sku", &l.sku)?,
+                    name,
+                    Quantity::new("quantity", l.quantity)?,
+                    l.unit_price_minor,
+                    l.discount_minor,
+                )
+            })();
+            lines.push(parsed.map_err(|e| e.within(&format!("lines[{i}].")))?);
+        }
+        Ok((customer, currency, lines))
+    }
+}
+
+fn balances(b: &Balances) -> Value {
+    json!({
+        "available": b.available.get(),
+        "pending": b.pending.get(),
+        "held": b.held.get(),
+        "owed": b.owed().get(),
+    })
+}
+
+fn lot(l: &LotState) -> Value {
+    let (source, order) = match &l.lot.source {
+        LotSource::Order(o) => ("order", Some(o.id.to_string())),
+        LotSource::Award => ("award", None),
+        LotSource::Adjustment => ("adjustment", None),
+    };
+    json!({
+        "lot": l.lot.id.0,
+        "points": l.lot.points.get(),
+        "remaining": l.remaining.get(),
+        "status": if l.matured { "available" } else { "pending" },
+        "earned_at": time(l.lot.earned_at),
+        "available_from": time(l.lot.available_from),
+        "expires_at": l.lot.expires_at.map(time),
+        "source": source,
+        "order_id": order,
+    })
+}
+
+/// `GET /customers/{id}/wallet`: `{"available", "pending", "held", "tier", "lots"}` (and `owed`).
+pub fn wallet(w: &WalletView) -> Value {
+    let mut out = balances(&w.balances);
+    out["customer_id"] = w.customer.to_string().into();
+    out["tier"] = w.tier.clone().into();
+    out["lots"] = w.lots.iter().map(lot).collect::<Vec<_>>().into();
+    out
+}
+
+/// What a redemption or an adjustment did, and the wallet after it.
+pub fn ledger_receipt(customer: CustomerId, r: &LedgerReceipt) -> Value {
+    json!({
+        "customer_id": customer.to_string(),
+        "points": r.receipt.points.get(),
+        "lot": r.receipt.lot.map(|l| l.0),
+        "wallet": balances(&r.balances),
+    })
+}
+
+/// A hold as placed, captured or voided.
+pub fn hold(customer: CustomerId, r: &LedgerReceipt, status: &str, expires_at: Option<DateTime<Utc>>) -> Value {
+    let mut out = json!({
+        "id": r.hold.map(|h| h.to_string()),
+        "customer_id": customer.to_string(),
+        "status": status,
+        "points": r.receipt.points.get(),
+        "wallet": balances(&r.balances),
+    });
+    if let Some(at) = expires_at {
+        out["expires_at"] = time(at).into();
+    }
+    out
+}
+
+pub fn statement(lines: &[StatementLine]) -> Value {
+    let items: Vec<Value> = lines
+        .iter()
+        .map(|l| {
+            json!({
+                "at": time(l.at),
+                "change": l.change.get(),
+                "points": l.points.get(),
+                "text": l.text,
+                "line": l.to_string(),
+            })
+        })
+        .collect();
+    page(items, None)
+}
+
+pub fn program(p: &ProgramVersion) -> Value {
+    json!({
+        "version": p.version,
+        "name": p.program.name,
+        "currency": p.program.currency.code(),
+        "defined_at": time(p.defined_at),
+        "definition": p.definition,
+    })
+}
+
+pub fn dry_run(
+    version: i64,
+    earning: &OrderEarning,
+    available_from: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+) -> Value {
+    json!({
+        "program_version": version,
+        "points": earning.total.get(),
+        "parts": earning.parts.iter().map(|p| json!({ "rule": p.reason.rule.kind(), "points": p.points.get() })).collect::<Vec<_>>(),
+        "explanation": earning.explanation,
+        "available_from": time(available_from),
+        "expires_at": expires_at.map(time),
+    })
+}
+
+// ----- coupons -----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CouponBatchIn {
+    pub name: String,
+    pub count: u32,
+    /// Percent off the order (1 to 100), or `amount_off_minor` with `currency`.
+    pub percent_off: Option<u32>,
+    pub amount_off_minor: Option<i64>,
+    pub currency: Option<String>,
+    pub max_uses: Option<u32>,
+    pub max_uses_per_customer: Option<u32>,
+    pub valid_from: Option<String>,
+    pub valid_until: Option<String>,
+}
+
+impl CouponBatchIn {
+    pub fn parse(self) -> Result<CouponBatchDraft, FieldError> {
+        let offer = match (self.percent_off, self.amount_off_minor, self.currency.as_deref()) {
+            (Some(p), None, None) if (1..=100).contains(&p) => CouponOffer::PercentOff(p),
+            (Some(p), None, None) => return Err(FieldError::new("percent_off", format!("must be 1 to 100, got {p}"))),
+            (None, Some(minor), Some(code)) if minor > 0 => {
+                CouponOffer::AmountOff(Money::new(minor, Currency::parse("currency", code)?))
+            }
+            (None, Some(minor), Some(_)) => {
+                return Err(FieldError::new("amount_off_minor", format!("must be more than 0, got {minor}")));
+            }
+            (None, Some(_), None) => return Err(FieldError::new("currency", "is required with amount_off_minor")),
+            _ => return Err(FieldError::new("percent_off", "give percent_off, or amount_off_minor with currency")),
+        };
+        let positive = |field: &str, v: Option<u32>| match v {
+            Some(0) => Err(FieldError::new(field, "must be at least 1 (leave it out for no limit)")),
+            v => Ok(v),
+        };
+        let valid_from = opt(self.valid_from.as_deref(), |v| parse_time("valid_from", v))?;
+        let valid_until = opt(self.valid_until.as_deref(), |v| parse_time("valid_until", v))?;
+        if let (Some(from), Some(until)) = (valid_from, valid_until)
+            && until <= from
+        {
+            return Err(FieldError::new("valid_until", "must be after valid_from"));
+        }
+        Ok(CouponBatchDraft {
+            name: bounded_text("name", &self.name, 200)?,
+            offer,
+            count: self.count,
+            max_uses: positive("max_uses", self.max_uses)?,
+            max_uses_per_customer: positive("max_uses_per_customer", self.max_uses_per_customer)?,
+            valid_from,
+            valid_until,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CouponRedeemIn {
+    pub customer_id: String,
+}
+
+fn offer(o: &CouponOffer) -> Value {
+    match o {
+        CouponOffer::AmountOff(m) => json!({ "amount_off": money(*m) }),
+        CouponOffer::PercentOff(p) => json!({ "percent_off": p }),
+    }
+}
+
+pub fn coupon_batch(b: &CouponBatch) -> Value {
+    json!({ "batch_id": b.id, "name": b.name, "codes": b.codes.iter().map(|c| c.as_str()).collect::<Vec<_>>() })
+}
+
+fn coupon_state(c: &CouponState) -> Value {
+    json!({
+        "code": c.code.as_str(),
+        "batch_id": c.batch_id,
+        "name": c.name,
+        "offer": offer(&c.offer),
+        "uses": c.uses,
+        "max_uses": c.max_uses,
+        "max_uses_per_customer": c.max_uses_per_customer,
+        "valid_from": c.valid_from.map(time),
+        "valid_until": c.valid_until.map(time),
+    })
+}
+
+/// The dry validation of a coupon: whether a redemption now would be accepted, and if not, why.
+pub fn coupon_check(c: &CouponState, refusal: Option<&Refusal>) -> Value {
+    let mut out = coupon_state(c);
+    out["valid"] = refusal.is_none().into();
+    out["refusal"] = refusal.map(|r| r.code()).into();
+    out["detail"] = refusal.map(ToString::to_string).into();
+    out["customer_uses"] = c.customer_uses.into();
+    out
+}
+
+pub fn coupon_redeemed(customer: CustomerId, r: &CouponRedeemed) -> Value {
+    let mut out = coupon_state(&r.coupon);
+    out["redemption_id"] = r.redemption_id.into();
+    out["customer_id"] = customer.to_string().into();
+    out["customer_uses"] = r.coupon.customer_uses.into();
+    out
 }

@@ -42,6 +42,7 @@ async fn every_route_with_every_role() {
     }
     for route in ROUTES {
         let path = route.path.replace("{id}", "cus_999999").replace("{prefix}", "rgl_000000000000");
+        let path = path.replace("{code}", "NOSUCHCODE");
         let path = if route.path.starts_with("/api/v1/orders/") { path.replace("cus_", "ord_") } else { path };
         let path = if route.path.starts_with("/api/v1/products/") { path.replace("cus_", "prd_") } else { path };
         let body = (route.method != "GET").then(|| "{}".to_owned());

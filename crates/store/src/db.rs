@@ -227,6 +227,10 @@ impl Row {
 
 /// A connection the operations run on.
 pub(crate) trait Db: Send {
+    /// Starts a read-only transaction that sees one snapshot, for reads of several statements that must
+    /// agree (a wallet row and its lots and postings) while writes go on.
+    const BEGIN_SNAPSHOT: &'static str;
+
     /// Runs a statement that returns no rows; returns how many rows it changed.
     fn execute(&mut self, query: Query) -> impl Future<Output = Result<u64>> + Send;
 
@@ -367,6 +371,9 @@ fn numbered_parameters(sql: &str) -> String {
 }
 
 impl Db for SqliteConn {
+    // A deferred transaction in WAL mode reads one snapshot from its first statement on.
+    const BEGIN_SNAPSHOT: &'static str = "BEGIN";
+
     fn execute(&mut self, query: Query) -> impl Future<Output = Result<u64>> + Send {
         let result = self.run_query(&query, None);
         async move { result }
@@ -433,6 +440,8 @@ fn pg_value(row: &PgRow, i: usize, type_name: &str) -> Result<Value> {
 }
 
 impl Db for PgConnection {
+    const BEGIN_SNAPSHOT: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
     async fn execute(&mut self, query: Query) -> Result<u64> {
         Ok(pg_query(&query).execute(&mut *self).await?.rows_affected())
     }

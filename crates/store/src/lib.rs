@@ -11,6 +11,8 @@
 
 mod db;
 mod keys;
+#[macro_use]
+mod ledger;
 mod migrate;
 mod ops;
 mod postgres;
@@ -20,12 +22,17 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use prometheus_client::metrics::histogram::Histogram;
+use regulars_core::loyalty::{Finding, HoldId, Request, StatementLine};
 use regulars_core::{
-    Customer, CustomerDraft, CustomerId, CustomerPatch, Email, ExternalId, FieldError, ImportedOrder, Order,
-    OrderDraft, OrderId, Phone, Product, ProductDraft, ProductId, Refund, RefundDraft, Role,
+    Customer, CustomerDraft, CustomerId, CustomerPatch, Email, ExternalId, FieldError, ImportedOrder, LoyaltyHoldId,
+    Order, OrderDraft, OrderId, Phone, Product, ProductDraft, ProductId, Refund, RefundDraft, Role,
 };
 
 pub use keys::{ApiKey, NewApiKey, hash_secret};
+pub use ledger::{
+    CouponBatch, CouponBatchDraft, CouponOffer, CouponRedeemed, CouponState, LedgerReceipt, ProgramVersion,
+    WalletHistory, WalletView,
+};
 
 /// Why a store operation did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +46,9 @@ pub enum StoreError {
     /// A unique value is already taken by another record.
     #[error("{field}: {value:?} is already used by {existing}")]
     AlreadyExists { field: String, value: String, existing: String },
+    /// The loyalty rules refused the request; nothing was written.
+    #[error("{0}")]
+    Refused(regulars_core::loyalty::Refusal),
     /// Another request finished with the same idempotency key while this one ran.
     #[error("the idempotency key was used concurrently")]
     IdempotencyRace,
@@ -101,6 +111,13 @@ pub struct Idempotency<T> {
     pub request_hash: String,
     /// Renders the response to store from the write's result: `(status, body)`.
     pub render: RenderResponse<T>,
+}
+
+/// What `Store::verify_loyalty` found: how many wallets it checked, and every finding by customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoyaltyVerification {
+    pub wallets: u64,
+    pub findings: Vec<(CustomerId, Finding)>,
 }
 
 /// Where a lookup starts from.
@@ -193,6 +210,7 @@ pub struct Purchase {
 pub struct Store {
     backend: Backend,
     commit_batch_sizes: Histogram,
+    programs: Arc<ledger::ProgramCache>,
 }
 
 #[derive(Clone)]
@@ -274,7 +292,7 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
-        let store = Store { backend, commit_batch_sizes };
+        let store = Store { backend, commit_batch_sizes, programs: Arc::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -394,7 +412,8 @@ impl Store {
         now: DateTime<Utc>,
         idem: Option<Idempotency<(Order, bool)>>,
     ) -> Result<(Order, bool)> {
-        write!(self, c => async move { with_idempotency!(c, idem, ops::record_order(c, &draft, now).await) })
+        let programs = self.programs.clone();
+        write!(self, c => async move { with_idempotency!(c, idem, ops::record_order(c, &draft, now, &programs).await) })
     }
 
     pub async fn order(&self, id: OrderId) -> Result<Option<Order>> {
@@ -412,12 +431,16 @@ impl Store {
     }
 
     /// Records a refund; if one with the same external id exists, returns it and `false` instead.
+    /// A refund of an order that earned points takes them back (as much as was returned) in the same
+    /// transaction, at `now`.
     pub async fn record_refund(
         &self,
         draft: RefundDraft,
+        now: DateTime<Utc>,
         idem: Option<Idempotency<(Refund, bool)>>,
     ) -> Result<(Refund, bool)> {
-        write!(self, c => async move { with_idempotency!(c, idem, ops::record_refund(c, &draft).await) })
+        let programs = self.programs.clone();
+        write!(self, c => async move { with_idempotency!(c, idem, ops::record_refund(c, &draft, now, &programs).await) })
     }
 
     pub async fn refunds_of_order(&self, order: OrderId) -> Result<Vec<Refund>> {
@@ -469,6 +492,180 @@ impl Store {
     /// The customers with the most value at risk, most first.
     pub async fn at_risk(&self, snapshot_id: i64, limit: u32) -> Result<Vec<CustomerFigures>> {
         read!(self, c => ops::at_risk(c, snapshot_id, limit))
+    }
+
+    // ----- loyalty -----
+
+    /// Runs one request on a customer's wallet in one transaction: what time did first, then the request.
+    /// A refusal is `StoreError::Refused` and writes nothing but what time did; a request id seen before
+    /// returns the first receipt (`replayed`).
+    pub async fn ledger_execute(
+        &self,
+        customer: CustomerId,
+        request: Request,
+        now: DateTime<Utc>,
+        idem: Option<Idempotency<LedgerReceipt>>,
+    ) -> Result<LedgerReceipt> {
+        let result = write!(self, c => async move {
+            match ops::ledger::execute(c, customer, &request, now).await? {
+                Ok(done) => {
+                    if let Some(idem) = idem {
+                        let (status, body) = (idem.render)(&done);
+                        ops::store_idempotent_response(c, &idem.scope, &idem.key, &idem.request_hash, status, &body)
+                            .await?;
+                    }
+                    Ok(Ok(done))
+                }
+                Err(refusal) => Ok(Err(refusal)),
+            }
+        })?;
+        result.map_err(StoreError::Refused)
+    }
+
+    /// Writes what time did to a wallet up to `now` (lots maturing and expiring, holds timing out);
+    /// returns the number of postings made.
+    pub async fn ledger_settle(&self, customer: CustomerId, now: DateTime<Utc>) -> Result<usize> {
+        write!(self, c => ops::ledger::settle(c, customer, now))
+    }
+
+    /// The expiry job's step: writes what time did up to `now` to every wallet where something is due
+    /// (lots maturing or expiring, holds timing out), `batch` wallets at a time, each in its own
+    /// transaction. Reads and writes settle lazily anyway; this keeps the stored balances current for
+    /// reports. Returns the wallets settled and the postings made.
+    pub async fn settle_due(&self, now: DateTime<Utc>, batch: u32) -> Result<(u64, u64)> {
+        let (mut wallets, mut postings) = (0, 0);
+        loop {
+            let due = read!(self, c => ops::ledger::due_wallets(c, now, batch))?;
+            let last_batch = due.len() < batch as usize;
+            for customer in due {
+                postings += self.ledger_settle(customer, now).await? as u64;
+                wallets += 1;
+            }
+            if last_batch {
+                return Ok((wallets, postings));
+            }
+        }
+    }
+
+    /// A customer's wallet as it stands at `now`; `None` when there is no such customer.
+    pub async fn wallet(&self, customer: CustomerId, now: DateTime<Utc>) -> Result<Option<WalletView>> {
+        read!(self, c => ops::ledger::wallet(c, customer, now))
+    }
+
+    /// Every lot, hold and posting of a customer's wallet, as stored.
+    pub async fn wallet_history(&self, customer: CustomerId) -> Result<Option<WalletHistory>> {
+        read!(self, c => ops::ledger::history(c, customer))
+    }
+
+    /// A customer's statement at `now`: every posting in plain words, with what time did since the last
+    /// write; `None` when there is no such customer.
+    pub async fn statement(&self, customer: CustomerId, now: DateTime<Utc>) -> Result<Option<Vec<StatementLine>>> {
+        let Some(mut history) = self.wallet_history(customer).await? else { return Ok(None) };
+        let settled = regulars_core::loyalty::settle(&history.state, now);
+        history.postings.extend(settled.postings);
+        Ok(Some(regulars_core::loyalty::statement(&history.postings)))
+    }
+
+    /// Checks every wallet's ledger (`loyalty::verify`): the stored balances, lot and hold figures and
+    /// per-order totals against the postings, and the postings themselves.
+    pub async fn verify_loyalty(&self) -> Result<LoyaltyVerification> {
+        let mut findings = Vec::new();
+        let mut wallets = 0;
+        let mut after = 0;
+        loop {
+            let page = read!(self, c => ops::ledger::wallets(c, after, 500))?;
+            let Some(last) = page.last() else { break };
+            after = last.key();
+            for customer in page {
+                wallets += 1;
+                if let Some(history) = self.wallet_history(customer).await? {
+                    let found = regulars_core::loyalty::verify(&history.state, &history.postings);
+                    findings.extend(found.into_iter().map(|f| (customer, f)));
+                }
+            }
+        }
+        Ok(LoyaltyVerification { wallets, findings })
+    }
+
+    /// Which customer's wallet a hold belongs to, and its number there.
+    pub async fn hold_owner(&self, hold: LoyaltyHoldId) -> Result<Option<(CustomerId, HoldId)>> {
+        read!(self, c => ops::ledger::hold_owner(c, hold))
+    }
+
+    /// Stores a new version of the program definition (TOML) after checking it; errors name the field.
+    pub async fn set_program(
+        &self,
+        definition: String,
+        now: DateTime<Utc>,
+        idem: Option<Idempotency<ProgramVersion>>,
+    ) -> Result<ProgramVersion> {
+        let program = Arc::new(regulars_core::loyalty::Program::from_toml(&definition)?);
+        write!(self, c => async move {
+            with_idempotency!(c, idem, ops::ledger::set_program(c, &definition, program, now).await)
+        })
+    }
+
+    /// Creates a batch of coupons with unguessable codes (80 random bits each, `loyalty::coupons`).
+    pub async fn create_coupons(
+        &self,
+        draft: CouponBatchDraft,
+        now: DateTime<Utc>,
+        idem: Option<Idempotency<CouponBatch>>,
+    ) -> Result<CouponBatch> {
+        use rand::RngCore;
+        if !(1..=10_000).contains(&draft.count) {
+            return Err(FieldError::new("count", "a batch has 1 to 10,000 codes").into());
+        }
+        let mut codes = std::collections::BTreeSet::new();
+        while codes.len() < draft.count as usize {
+            let mut random = [0u8; 10];
+            rand::rngs::OsRng.fill_bytes(&mut random);
+            codes.insert(regulars_core::loyalty::coupons::CouponCode::generate(&random)?);
+        }
+        let codes: Vec<_> = codes.into_iter().collect();
+        write!(self, c => async move {
+            with_idempotency!(c, idem, ops::ledger::create_coupons(c, &draft, &codes, now).await)
+        })
+    }
+
+    /// A coupon and how often it was used, overall and by `customer`; `None` when there is no such code.
+    pub async fn coupon(
+        &self,
+        code: &regulars_core::loyalty::coupons::CouponCode,
+        customer: Option<CustomerId>,
+    ) -> Result<Option<CouponState>> {
+        read!(self, c => ops::ledger::coupon(c, code, customer))
+    }
+
+    /// Redeems a coupon: `StoreError::Refused` with `coupon_exhausted`, `coupon_limit_per_customer`,
+    /// `coupon_expired`, ... when it may not be, and then nothing is written.
+    pub async fn redeem_coupon(
+        &self,
+        code: regulars_core::loyalty::coupons::CouponCode,
+        customer: CustomerId,
+        now: DateTime<Utc>,
+        idem: Option<Idempotency<CouponRedeemed>>,
+    ) -> Result<CouponRedeemed> {
+        write!(self, c => async move {
+            with_idempotency!(c, idem, ops::ledger::redeem_coupon(c, &code, customer, now).await)
+        })
+    }
+
+    /// The current program, if one was defined.
+    pub async fn program(&self) -> Result<Option<ProgramVersion>> {
+        read!(self, c => ops::ledger::program(c))
+    }
+
+    /// What the earning rules need about a customer: their tier, purchases so far, and the categories of
+    /// `skus`.
+    pub async fn order_context(
+        &self,
+        program: Arc<regulars_core::loyalty::Program>,
+        customer: Option<CustomerId>,
+        skus: Vec<regulars_core::Sku>,
+    ) -> Result<(Option<String>, u32, std::collections::BTreeMap<regulars_core::Sku, String>)> {
+        let skus: Vec<&regulars_core::Sku> = skus.iter().collect();
+        read!(self, c => ops::ledger::order_context(c, &program, customer, None, &skus))
     }
 
     // ----- idempotency -----

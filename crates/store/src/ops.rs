@@ -426,7 +426,14 @@ macro_rules! define_ops {
             }
         }
 
-        pub(crate) async fn record_order(c: &mut $Conn, d: &OrderDraft, now: DateTime<Utc>) -> Result<(Order, bool)> {
+        /// Records an order and, when it is new and a loyalty program is defined, applies the program to it
+        /// in the same transaction.
+        pub(crate) async fn record_order(
+            c: &mut $Conn,
+            d: &OrderDraft,
+            now: DateTime<Utc>,
+            programs: &crate::ledger::ProgramCache,
+        ) -> Result<(Order, bool)> {
             // The insert below finds an existing order by its external id; this lookup comes first
             // only when the customer cannot be found, so a replay still returns the order.
             let customer_key: Option<i64> = match &d.customer {
@@ -474,6 +481,7 @@ macro_rules! define_ops {
                 total_minor: d.total_minor(),
                 refunded_minor: 0,
             };
+            ledger::earn_for_order(c, programs, &order, now).await?;
             Ok((order, true))
         }
 
@@ -530,7 +538,14 @@ macro_rules! define_ops {
             Ok(refunds)
         }
 
-        pub(crate) async fn record_refund(c: &mut $Conn, d: &RefundDraft) -> Result<(Refund, bool)> {
+        /// Records a refund and takes back the points its order earned on what was returned, in the same
+        /// transaction.
+        pub(crate) async fn record_refund(
+            c: &mut $Conn,
+            d: &RefundDraft,
+            now: DateTime<Utc>,
+            programs: &crate::ledger::ProgramCache,
+        ) -> Result<(Refund, bool)> {
             if let Some(external_id) = &d.external_id {
                 let existing =
                     c.fetch_optional(Query::new("SELECT id, order_id FROM refunds WHERE external_id = $1").bind(external_id.as_str())).await?;
@@ -561,6 +576,8 @@ macro_rules! define_ops {
                 });
             };
             apply_refund_lines(c, d.order_id.key(), refund_key, &lines).await?;
+            let refund_id = RefundId::from_key(refund_key);
+            ledger::clawback_for_refund(c, programs, &order, refund_id, order.refunded_minor + amount, now).await?;
             let refund = Refund {
                 id: RefundId::from_key(refund_key),
                 external_id: d.external_id.clone(),
@@ -976,10 +993,18 @@ macro_rules! define_ops {
 
 pub(crate) mod sqlite {
     define_ops!(crate::db::SqliteConn);
+
+    pub(crate) mod ledger {
+        define_ledger_ops!(crate::db::SqliteConn);
+    }
 }
 
 pub(crate) mod postgres {
     define_ops!(sqlx::PgConnection);
+
+    pub(crate) mod ledger {
+        define_ledger_ops!(sqlx::PgConnection);
+    }
 }
 
 #[cfg(test)]

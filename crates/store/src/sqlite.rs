@@ -44,6 +44,10 @@ fn open(path: &str, flags: OpenFlags) -> Result<rusqlite::Connection> {
     let conn = rusqlite::Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")?;
+    // The query planner stability guarantee: a cached statement keeps its plan whatever values are bound.
+    // Without it SQLite prepares some statements again on every run (joins whose constants it propagates
+    // from bound parameters), which cost the writer thread a parse per statement.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(conn)
 }
 

@@ -195,23 +195,23 @@ async fn refunds_never_return_more_than_was_bought(db: &TestDb) {
         reason: Some("broken".into()),
         kind: RefundDraftKind::Lines(vec![RefundLine { line: 0, quantity, amount_minor: 0 }]),
     };
-    let (r1, created) = s.record_refund(partial("r1", 2), None).await.unwrap();
+    let (r1, created) = s.record_refund(partial("r1", 2), at(3), None).await.unwrap();
     assert!(created);
     assert_eq!(r1.amount_minor, 2000);
-    let (replayed, created) = s.record_refund(partial("r1", 2), None).await.unwrap();
+    let (replayed, created) = s.record_refund(partial("r1", 2), at(3), None).await.unwrap();
     assert!(!created);
     assert_eq!(replayed, r1);
-    match s.record_refund(partial("r2", 2), None).await {
+    match s.record_refund(partial("r2", 2), at(3), None).await {
         Err(StoreError::Invalid(e)) => assert_eq!(e.field, "lines[0].quantity"),
         other => panic!("expected Invalid, got {other:?}"),
     }
     let whole = RefundDraft { external_id: Some(ext("r3")), kind: RefundDraftKind::Whole, ..partial("x", 1) };
-    let (r3, _) = s.record_refund(whole.clone(), None).await.unwrap();
+    let (r3, _) = s.record_refund(whole.clone(), at(3), None).await.unwrap();
     assert_eq!(r3.amount_minor, 1800);
     let after = s.order(o.id).await.unwrap().unwrap();
     assert_eq!(after.refunded_minor, after.total_minor);
     let nothing_left = RefundDraft { external_id: Some(ext("r4")), ..whole };
-    assert!(matches!(s.record_refund(nothing_left, None).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(s.record_refund(nothing_left, at(3), None).await, Err(StoreError::Invalid(_))));
     assert_eq!(s.refunds_of_order(o.id).await.unwrap().len(), 2);
 }
 

@@ -47,9 +47,42 @@ pub async fn postgres_database() -> String {
     format!("{base}/{name}")
 }
 
+/// A clock the tests move by hand, so that expiry, maturing points and holds timing out are driven by it,
+/// never by sleeping. Starts at [`test_now`].
+#[derive(Clone)]
+pub struct TestClock(std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+impl Default for TestClock {
+    fn default() -> Self {
+        TestClock(std::sync::Arc::new(std::sync::atomic::AtomicI64::new(test_now().timestamp_micros())))
+    }
+}
+
+impl TestClock {
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp_micros(self.0.load(std::sync::atomic::Ordering::SeqCst)).expect("a valid time")
+    }
+
+    pub fn advance(&self, by: chrono::Duration) {
+        self.0.fetch_add(by.num_microseconds().expect("a duration in range"), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn set(&self, at: chrono::DateTime<chrono::Utc>) {
+        self.0.store(at.timestamp_micros(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The clock as the server takes it.
+    pub fn as_clock(&self) -> regulars_server::Clock {
+        let clock = self.clone();
+        std::sync::Arc::new(move || clock.now())
+    }
+}
+
 /// A running server on a free loopback port, over a fresh database, with an owner key.
 pub struct TestApp {
     pub db: TestDb,
+    /// The server's clock: move it to make time pass.
+    pub clock: TestClock,
     pub base: String,
     pub owner_key: String,
     pub client: reqwest::Client,
@@ -76,7 +109,8 @@ impl TestApp {
             db.store.create_api_key("test owner", regulars_core::Role::Owner, test_now()).await.expect("owner key");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let base = format!("http://{}", listener.local_addr().expect("local address"));
-        let state = regulars_server::AppState::new(db.store.clone(), std::sync::Arc::new(test_now));
+        let clock = TestClock::default();
+        let state = regulars_server::AppState::new(db.store.clone(), clock.as_clock());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             regulars_server::serve(listener, state, async {
@@ -87,6 +121,7 @@ impl TestApp {
         });
         TestApp {
             db,
+            clock,
             base,
             owner_key: owner.secret,
             client: reqwest::Client::new(),
