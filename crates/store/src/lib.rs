@@ -453,7 +453,8 @@ impl Store {
         // The batch is freed here, not on the SQLite writer thread, which has better things to do.
         let batch = Arc::new(batch);
         let shared = batch.clone();
-        write!(self, c => async move { ops::import_orders(c, &shared, now).await })
+        let programs = self.programs.clone();
+        write!(self, c => async move { ops::import_orders(c, &shared, now, &programs).await })
     }
 
     // ----- analytics snapshots -----

@@ -618,6 +618,7 @@ macro_rules! define_ops {
             c: &mut $Conn,
             batch: &[ImportedOrder],
             now: DateTime<Utc>,
+            programs: &crate::ledger::ProgramCache,
         ) -> Result<ImportSummary> {
             let mut summary = ImportSummary::default();
             // Customers: create the missing ones, then learn every key.
@@ -781,7 +782,7 @@ macro_rules! define_ops {
                             reason: None,
                             kind: regulars_core::RefundDraftKind::Lines(refund.lines.clone()),
                         };
-                        let (_, created) = record_refund(c, &draft).await.map_err(|e| match e {
+                        let (_, created) = record_refund(c, &draft, now, programs).await.map_err(|e| match e {
                             StoreError::Invalid(f) => StoreError::Invalid(f.within(&format!("line {}: refund ", o.line_number))),
                             other => other,
                         })?;
