@@ -229,6 +229,16 @@ impl TransactionLogBuilder {
         builder
     }
 
+    /// Makes room for `records` more records holding `skus` SKUs in all, with times of day.
+    pub fn reserve(&mut self, records: usize, skus: usize) {
+        self.customer.reserve(records);
+        self.day.reserve(records);
+        self.amount.reserve(records);
+        self.second_of_day.reserve(records);
+        self.sku_start.reserve(records + 1);
+        self.sku_ids.reserve(skus);
+    }
+
     /// Number of records pushed so far.
     pub fn record_count(&self) -> usize {
         self.customer.len()

@@ -27,9 +27,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use chrono_tz::Tz;
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 use rayon::prelude::*;
-use regulars_core::customer::{parse_birthday, parse_locale, parse_name, parse_time_zone};
+use regulars_core::customer::{parse_birthday, parse_locale, parse_time_zone};
 use regulars_core::order::{MAX_AMOUNT_MINOR, refund_share};
 use regulars_core::text::check_bounded_text;
 use regulars_core::{Currency, Email, ExternalId, ImportedOrder, OrderDraft, OrderLine, Phone, Quantity};
@@ -60,6 +60,11 @@ pub struct OrderFacts<'a> {
 /// Receives the facts of orders, in file order.
 pub trait FactsSink {
     fn order(&mut self, facts: &OrderFacts<'_>);
+
+    /// Called by [`FactsReader`] before the orders of a part of `bytes` bytes, to make room.
+    fn part(&mut self, bytes: u64) {
+        let _ = bytes;
+    }
 }
 
 /// An order's total less its refunds (each line's refunded items at their share of the line's net amount,
@@ -294,6 +299,7 @@ impl FactsReader {
         F: Fn() -> S,
     {
         let mut sink = make_sink();
+        sink.part(end - start);
         let counted = AtomicU64::new(0);
         match self.parse_part(start, end, &mut sink, abandon, &counted)? {
             Parsed::Done { rows, orders, lines } => Ok(Some(Part {
@@ -317,6 +323,7 @@ impl FactsReader {
 
     /// Reads a part with an [`OrderReader`], the header in front.
     fn read_part_in_full<S: FactsSink>(&self, start: u64, end: u64, mut sink: S) -> Result<Part<S>, IngestError> {
+        sink.part(end - start);
         let mut file = File::open(&self.path)?;
         file.seek(SeekFrom::Start(start))?;
         let lines = Arc::new(AtomicU64::new(0));
@@ -601,6 +608,8 @@ impl Layout {
 
 /// The fields of one line: byte ranges into the line (inside the quotes of a quoted field).
 struct Fields {
+    /// Comma positions of a plain line (a word's worth of room past [`MAX_COLUMNS`]).
+    commas: [u32; MAX_COLUMNS + 8],
     start: [u32; MAX_COLUMNS],
     end: [u32; MAX_COLUMNS],
     /// Bit `i`: field `i` is quoted.
@@ -621,11 +630,19 @@ fn trim(s: &str) -> &str {
 
 impl Fields {
     fn new() -> Self {
-        Fields { start: [0; MAX_COLUMNS], end: [0; MAX_COLUMNS], quoted: 0, escaped: 0, count: 0 }
+        Fields {
+            commas: [0; MAX_COLUMNS + 8],
+            start: [0; MAX_COLUMNS],
+            end: [0; MAX_COLUMNS],
+            quoted: 0,
+            escaped: 0,
+            count: 0,
+        }
     }
 
     /// The value of column `col` as the `csv` crate gives it, trimmed as the readers trim it; empty when
     /// the row is short or the column absent.
+    #[inline]
     fn value<'t>(&self, line: &'t str, col: Option<usize>) -> Cow<'t, str> {
         match col {
             Some(i) if i < self.count => {
@@ -640,6 +657,7 @@ impl Fields {
         }
     }
 
+    #[inline]
     fn get<'t>(&self, line: &'t str, col: usize) -> Cow<'t, str> {
         self.value(line, Some(col))
     }
@@ -659,53 +677,39 @@ impl Fields {
     fn split_plain(&mut self, line: &[u8], needed: usize) {
         self.escaped = 0;
         self.quoted = 0;
-        let mut n = 0usize;
-        let mut field_start = 0u32;
-        let mut i = 0;
-        // Eight bytes at a time: the high bit of each byte that is a comma.
+        // The positions of the first `needed` commas (or all of them), eight bytes at a time: the high bit
+        // of each byte that is a comma.
         const COMMAS: u64 = u64::from_ne_bytes([b','; 8]);
         const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-        if needed > 1 {
-            while i + 8 <= line.len() {
-                let word = u64::from_le_bytes(line[i..i + 8].try_into().expect("eight bytes"));
-                let x = word ^ COMMAS;
-                let mut zero = !(((x & LOW7) + LOW7) | x) & !LOW7;
-                while zero != 0 {
-                    let at = i as u32 + zero.trailing_zeros() / 8;
-                    self.start[n % MAX_COLUMNS] = field_start;
-                    self.end[n % MAX_COLUMNS] = at;
-                    n += 1;
-                    field_start = at + 1;
-                    if n + 1 == needed {
-                        // The last field needed ends at the next comma or the end of the line.
-                        i = at as usize + 1;
-                        let end = memchr::memchr(b',', &line[i..]).map_or(line.len(), |c| i + c);
-                        self.start[n % MAX_COLUMNS] = field_start;
-                        self.end[n % MAX_COLUMNS] = end as u32;
-                        self.count = n + 1;
-                        return;
-                    }
-                    zero &= zero - 1;
-                }
-                i += 8;
+        let commas = &mut self.commas;
+        let mut n = 0usize;
+        let mut i = 0;
+        while n < needed && i + 8 <= line.len() {
+            let x = u64::from_le_bytes(line[i..i + 8].try_into().expect("eight bytes")) ^ COMMAS;
+            let mut found = !(((x & LOW7) + LOW7) | x) & !LOW7;
+            while found != 0 {
+                commas[n] = i as u32 + found.trailing_zeros() / 8;
+                n += 1;
+                found &= found - 1;
             }
-            while i < line.len() {
-                if line[i] == b',' {
-                    self.start[n % MAX_COLUMNS] = field_start;
-                    self.end[n % MAX_COLUMNS] = i as u32;
-                    n += 1;
-                    field_start = i as u32 + 1;
-                    if n + 1 == needed {
-                        break;
-                    }
-                }
-                i += 1;
-            }
+            i += 8;
         }
-        let end = memchr::memchr(b',', &line[field_start as usize..]).map_or(line.len(), |c| field_start as usize + c);
-        self.start[n % MAX_COLUMNS] = field_start;
-        self.end[n % MAX_COLUMNS] = end as u32;
-        self.count = n + 1;
+        while n < needed && i < line.len() {
+            if line[i] == b',' {
+                commas[n] = i as u32;
+                n += 1;
+            }
+            i += 1;
+        }
+        let count = (n + 1).min(needed);
+        let mut start = 0u32;
+        for k in 0..count {
+            let end = if k < n { commas[k] } else { line.len() as u32 };
+            self.start[k] = start;
+            self.end[k] = end;
+            start = end + 1;
+        }
+        self.count = count;
     }
 
     /// Splits any line by the rules of the `csv` crate, checking all of it. `Err(NotRecords)` when it
@@ -817,6 +821,8 @@ struct PartParser<'r> {
     checked: Vec<CheckedDetails>,
     last_customer: String,
     last_checked: Option<usize>,
+    /// Locales and time zones the full reader accepts.
+    valid: HashSet<String>,
     rows: u64,
     orders: u64,
     lines: u64,
@@ -835,6 +841,7 @@ impl<'r> PartParser<'r> {
             checked: Vec::new(),
             last_customer: String::new(),
             last_checked: None,
+            valid: HashSet::new(),
             rows: 0,
             orders: 0,
             lines: 0,
@@ -845,22 +852,29 @@ impl<'r> PartParser<'r> {
     /// Parses the whole lines of `text` (a chunk ending at a line break, or at the end of the part).
     fn lines<S: FactsSink>(&mut self, text: &str, sink: &mut S) -> Result<(), Stop> {
         let bytes = text.as_bytes();
+        let special = |from: usize| memchr::memchr2(b'"', b'\r', &bytes[from..]).map_or(bytes.len(), |at| from + at);
+        // The next quote or carriage return: lines before it are plain.
+        let mut next_special = special(0);
         let mut start = 0;
         for nl in memchr::memchr_iter(b'\n', bytes) {
             self.stopped_at = nl + 1;
-            self.line(&text[start..nl], sink)?;
+            self.line(&text[start..nl], next_special < nl, sink)?;
             self.lines += 1;
             start = nl + 1;
+            if next_special < start {
+                next_special = special(start);
+            }
         }
         if start < bytes.len() {
             self.stopped_at = bytes.len();
-            self.line(&text[start..], sink)?;
+            self.line(&text[start..], next_special < bytes.len(), sink)?;
         }
         Ok(())
     }
 
-    fn line<S: FactsSink>(&mut self, line: &str, sink: &mut S) -> Result<(), Stop> {
-        let line = line.strip_suffix('\r').unwrap_or(line);
+    /// Reads one line; `special` when it may hold a quote or a carriage return.
+    fn line<S: FactsSink>(&mut self, line: &str, special: bool, sink: &mut S) -> Result<(), Stop> {
+        let line = if special { line.strip_suffix('\r').unwrap_or(line) } else { line };
         if line.is_empty() {
             return Ok(()); // the csv crate skips empty lines
         }
@@ -868,7 +882,7 @@ impl<'r> PartParser<'r> {
         let reader = self.reader;
         let layout = &reader.layout;
         let needed = layout.needed;
-        if memchr::memchr2(b'"', b'\r', bytes).is_none() {
+        if !special || memchr::memchr2(b'"', b'\r', bytes).is_none() {
             self.fields.split_plain(bytes, needed);
         } else {
             self.fields.split_quoted(bytes, needed)?;
@@ -979,14 +993,15 @@ impl<'r> PartParser<'r> {
     }
 
     /// The checks of the generic reader on the first row of an order; the birthday.
-    fn check_details_in_full(&self, line: &str, placed_on: NaiveDate) -> Result<Option<NaiveDate>, Stop> {
+    fn check_details_in_full(&mut self, line: &str, placed_on: NaiveDate) -> Result<Option<NaiveDate>, Stop> {
         let [email, name, phone, birthday, locale, time_zone, consent, consent_at] =
             self.reader.layout.details.map(|col| self.fields.value(line, col));
         if !email.is_empty() {
             Email::parse("email", &email).map_err(uncertain)?;
         }
         if !name.is_empty() {
-            parse_name("name", &name).map_err(uncertain)?;
+            // What parse_name checks, without the copy.
+            check_bounded_text("name", &name, 200).map_err(uncertain)?;
         }
         if !phone.is_empty() {
             Phone::parse("phone", &phone).map_err(uncertain)?;
@@ -996,13 +1011,16 @@ impl<'r> PartParser<'r> {
         } else {
             Some(parse_birthday("birthday", &birthday, placed_on).map_err(uncertain)?)
         };
-        if !locale.is_empty() {
-            parse_locale("locale", &locale).map_err(uncertain)?;
+        // Few distinct values: each checked once.
+        for (value, check) in [(&locale, check_locale as fn(&str) -> bool), (&time_zone, check_time_zone)] {
+            if !value.is_empty() && !self.valid.contains(value.as_ref()) {
+                if !check(value) {
+                    return Err(Stop::Uncertain);
+                }
+                self.valid.insert(value.to_string());
+            }
         }
-        if !time_zone.is_empty() {
-            parse_time_zone("time_zone", &time_zone).map_err(uncertain)?;
-        }
-        if !consent.is_empty() {
+        if !matches!(consent.as_ref(), "" | "true" | "false") {
             parse_bool("marketing_consent", &consent).map_err(uncertain)?;
         }
         if !consent_at.is_empty() {
@@ -1066,7 +1084,7 @@ impl<'r> PartParser<'r> {
                 return Err(Stop::Uncertain);
             }
         }
-        let mut few = [""; 32];
+        let mut few = [""; 8];
         let mut many = Vec::new();
         let mut start = 0;
         let skus: &[&str] = if c.sku_ends.len() <= few.len() {
@@ -1153,6 +1171,14 @@ fn check_records(fields: &mut Fields, line: &[u8]) -> Result<(), Stop> {
     }
 }
 
+fn check_locale(raw: &str) -> bool {
+    parse_locale("locale", raw).is_ok()
+}
+
+fn check_time_zone(raw: &str) -> bool {
+    parse_time_zone("time_zone", raw).is_ok()
+}
+
 fn uncertain<E>(_: E) -> Stop {
     Stop::Uncertain
 }
@@ -1170,23 +1196,32 @@ fn whole(raw: &str) -> Result<i64, Stop> {
 fn amount(raw: &str, currency: Currency) -> Result<i64, Stop> {
     let digits = usize::from(currency.minor_digits());
     let b = raw.as_bytes();
-    let (whole, fraction) = match memchr::memchr(b'.', b) {
-        Some(at) => (&b[..at], Some(&b[at + 1..])),
-        None => (b, None),
-    };
-    let plain = !whole.is_empty()
-        && whole.len() <= 15
-        && whole.iter().all(u8::is_ascii_digit)
-        && fraction.is_none_or(|f| (1..=digits).contains(&f.len()) && f.iter().all(u8::is_ascii_digit));
-    if plain {
-        let fraction = fraction.unwrap_or_default();
-        let mut value = whole.iter().fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'));
-        for i in 0..digits {
-            value = value * 10 + fraction.get(i).map_or(0, |&d| i64::from(d - b'0'));
-        }
-        return Ok(value);
+    let mut value = 0i64;
+    let mut i = 0;
+    while i < b.len() && b[i].is_ascii_digit() {
+        value = value * 10 + i64::from(b[i] - b'0');
+        i += 1;
     }
-    parse_amount("", currency, raw).map_err(uncertain)
+    let whole = i;
+    let mut decimals = 0;
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        while i < b.len() && b[i].is_ascii_digit() && decimals < digits {
+            value = value * 10 + i64::from(b[i] - b'0');
+            decimals += 1;
+            i += 1;
+        }
+        if decimals == 0 {
+            i = usize::MAX; // "5." and "5.x": the full rules
+        }
+    }
+    if whole == 0 || whole > 15 || i != b.len() {
+        return parse_amount("", currency, raw).map_err(uncertain);
+    }
+    for _ in decimals..digits {
+        value *= 10;
+    }
+    Ok(value)
 }
 
 #[cfg(test)]

@@ -170,6 +170,11 @@ impl LogSink {
 }
 
 impl FactsSink for LogSink {
+    fn part(&mut self, bytes: u64) {
+        // Room for orders of about 200 bytes with lines of about 120 (the demo shop's are 260 and 146).
+        self.builder.reserve((bytes / 200) as usize, (bytes / 120) as usize);
+    }
+
     fn order(&mut self, facts: &OrderFacts<'_>) {
         if self.error.is_some() {
             return;
@@ -205,6 +210,7 @@ impl Loaded {
         let mut currencies: BTreeMap<String, u64> = BTreeMap::new();
         let (builders, sinks): (Vec<_>, Vec<_>) =
             sinks.into_iter().map(|sink| (sink.builder, (sink.currencies, sink.error))).unzip();
+        let t0 = Instant::now();
         builder.reserve_for(&builders);
         for (part, (part_currencies, error)) in builders.into_iter().zip(sinks) {
             if let Some(error) = error {
@@ -215,7 +221,15 @@ impl Loaded {
                 *currencies.entry(currency.to_string()).or_default() += n;
             }
         }
-        Ok((builder.build(), currencies))
+        if std::env::var_os("REGULARS_TIMING").is_some() {
+            eprintln!("TIMING append {:.3}", t0.elapsed().as_secs_f64());
+        }
+        let t0 = Instant::now();
+        let log = builder.build();
+        if std::env::var_os("REGULARS_TIMING").is_some() {
+            eprintln!("TIMING build {:.3}", t0.elapsed().as_secs_f64());
+        }
+        Ok((log, currencies))
     }
 }
 
@@ -305,7 +319,11 @@ fn load_parallel(
         });
         (stop, handle)
     };
+    let t0 = Instant::now();
     let read = reader.read(|| LogSink::new(log_options));
+    if std::env::var_os("REGULARS_TIMING").is_some() {
+        eprintln!("TIMING parse {:.3}", t0.elapsed().as_secs_f64());
+    }
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
     bar.finish_and_clear();
