@@ -197,8 +197,8 @@ fn text_hash(s: &str) -> u64 {
 pub struct TransactionLogBuilder {
     options: LogOptions,
     number_keys: HashMap<u64, u32, FxBuild>,
-    /// Indices into `keys` of the textual keys, by the hash of the text.
-    text_keys: HashTable<u32>,
+    /// (hash of the text, index into `keys`) of the textual keys.
+    text_keys: HashTable<(u64, u32)>,
     /// The key interned last (files often list a customer's purchases together).
     last_key: Option<u32>,
     keys: Vec<CustomerKey>,
@@ -265,7 +265,10 @@ impl TransactionLogBuilder {
         }
         match key {
             CustomerKeyRef::Number(n) => self.number_keys.get(&n).copied(),
-            CustomerKeyRef::Text(s) => self.text_keys.find(text_hash(s), |&i| self.text_of(i) == s).copied(),
+            CustomerKeyRef::Text(s) => {
+                let hash = text_hash(s);
+                self.text_keys.find(hash, |&(h, i)| h == hash && self.text_of(i) == s).map(|&(_, i)| i)
+            }
         }
     }
 
@@ -287,12 +290,8 @@ impl TransactionLogBuilder {
                 self.number_keys.insert(*n, next as u32);
             }
             CustomerKey::Text(s) => {
-                let keys = &self.keys;
-                let rehash = |&i: &u32| match &keys[i as usize] {
-                    CustomerKey::Text(t) => text_hash(t),
-                    CustomerKey::Number(_) => unreachable!("only textual keys are in text_keys"),
-                };
-                self.text_keys.insert_unique(text_hash(s), next as u32, rehash);
+                let hash = text_hash(s);
+                self.text_keys.insert_unique(hash, (hash, next as u32), |&(h, _)| h);
             }
         }
         self.keys.push(key);
@@ -424,13 +423,7 @@ impl TransactionLogBuilder {
             self.sku_ids.reserve(skus);
         }
         self.keys.reserve(keys);
-        let keys = &self.keys;
-        self.text_keys.reserve(keys.len().min(builders.iter().map(|b| b.text_keys.len()).sum()), |&i| {
-            match &keys[i as usize] {
-                CustomerKey::Text(t) => text_hash(t),
-                CustomerKey::Number(_) => unreachable!("only textual keys are in text_keys"),
-            }
-        });
+        self.text_keys.reserve(builders.iter().map(|b| b.text_keys.len()).sum(), |&(h, _)| h);
     }
 
     /// Groups the records by customer (counting sort), orders each customer's records by time and
@@ -466,11 +459,19 @@ impl TransactionLogBuilder {
             let second = &self.second_of_day;
             let has_time = self.has_time;
             slices.par_iter_mut().with_min_len(4096).for_each(|slice| {
+                // The keys are distinct (the record number breaks ties), so an unstable sort gives the
+                // one order; records often come in time order already.
                 if slice.len() > 1 {
                     if has_time {
-                        slice.sort_by_key(|&r| (day[r as usize], second[r as usize], r));
+                        let key = |&r: &u32| (day[r as usize], second[r as usize], r);
+                        if !slice.is_sorted_by_key(key) {
+                            slice.sort_unstable_by_key(key);
+                        }
                     } else {
-                        slice.sort_by_key(|&r| (day[r as usize], r));
+                        let key = |&r: &u32| (day[r as usize], r);
+                        if !slice.is_sorted_by_key(key) {
+                            slice.sort_unstable_by_key(key);
+                        }
                     }
                 }
             });
