@@ -407,23 +407,100 @@ impl TransactionLogBuilder {
         }
     }
 
-    /// Makes room for the records of `builders` (about to be appended).
-    pub fn reserve_for(&mut self, builders: &[TransactionLogBuilder]) {
-        let records: usize = builders.iter().map(|b| b.customer.len()).sum();
-        let keys: usize = builders.iter().map(|b| b.keys.len()).sum();
-        let skus: usize = builders.iter().map(|b| b.sku_ids.len()).sum();
-        self.customer.reserve(records);
-        self.day.reserve(records);
-        self.amount.reserve(records);
-        if builders.iter().any(|b| b.has_time) {
-            self.second_of_day.reserve(self.customer.len() + records - self.second_of_day.len());
+    /// One builder holding the records of `parts` in order: the same as appending each part in turn to
+    /// an empty builder with these options ([`TransactionLogBuilder::append`]), with the records
+    /// copied in parallel.
+    pub fn join(options: LogOptions, parts: Vec<TransactionLogBuilder>) -> Result<Self> {
+        let mut joined = TransactionLogBuilder::new(options);
+        // Customers and SKUs in order of first appearance, and where each part's records go.
+        let mut customer_maps = Vec::with_capacity(parts.len());
+        let mut sku_maps = Vec::with_capacity(parts.len());
+        let (mut records, mut skus) = (0usize, 0usize);
+        let mut sku_offsets = Vec::with_capacity(parts.len());
+        joined.text_keys.reserve(parts.iter().map(|p| p.text_keys.len()).sum(), |&(h, _)| h);
+        joined.keys.reserve(parts.iter().map(|p| p.keys.len()).sum());
+        let mut parts = parts;
+        for part in &mut parts {
+            let mut map = Vec::with_capacity(part.keys.len());
+            for key in std::mem::take(&mut part.keys) {
+                let index = match joined.find((&key).into()) {
+                    Some(index) => index,
+                    None => joined.insert_new(key)?,
+                };
+                map.push(index);
+            }
+            customer_maps.push(map);
+            sku_maps.push(part.sku_names.iter().map(|name| joined.intern_sku(name)).collect::<Vec<u32>>());
+            sku_offsets.push(skus as u32);
+            records += part.customer.len();
+            skus += part.sku_ids.len();
         }
-        if builders.iter().any(|b| !b.sku_start.is_empty()) {
-            self.sku_start.reserve(self.customer.len() + records + 1 - self.sku_start.len());
-            self.sku_ids.reserve(skus);
+        let has_time = parts.iter().any(|p| p.has_time);
+        let has_skus = parts.iter().any(|p| !p.sku_start.is_empty());
+        joined.has_time = has_time;
+        joined.customer = vec![0; records];
+        joined.day = vec![0; records];
+        joined.amount = vec![0; records];
+        joined.second_of_day = if has_time { vec![0; records] } else { Vec::new() };
+        joined.sku_start = if has_skus { vec![0; records + 1] } else { Vec::new() };
+        joined.sku_ids = vec![0; skus];
+        // Disjoint slices of the joined columns, one per part.
+        struct Slot<'a> {
+            customer: &'a mut [u32],
+            day: &'a mut [i32],
+            amount: &'a mut [i64],
+            second: &'a mut [u32],
+            sku_end: &'a mut [u32],
+            sku_ids: &'a mut [u32],
         }
-        self.keys.reserve(keys);
-        self.text_keys.reserve(builders.iter().map(|b| b.text_keys.len()).sum(), |&(h, _)| h);
+        fn take<'a, T>(rest: &mut &'a mut [T], k: usize) -> &'a mut [T] {
+            let (head, tail) = std::mem::take(rest).split_at_mut(k);
+            *rest = tail;
+            head
+        }
+        let mut slots = Vec::with_capacity(parts.len());
+        {
+            let (mut customer, mut day, mut amount) =
+                (&mut joined.customer[..], &mut joined.day[..], &mut joined.amount[..]);
+            let mut second = &mut joined.second_of_day[..];
+            let mut sku_end = if has_skus { &mut joined.sku_start[1..] } else { &mut [][..] };
+            let mut sku_ids = &mut joined.sku_ids[..];
+            for part in &parts {
+                let n = part.customer.len();
+                let c = take(&mut customer, n);
+                let d = take(&mut day, n);
+                let a = take(&mut amount, n);
+                let s = take(&mut second, if has_time { n } else { 0 });
+                let e = take(&mut sku_end, if has_skus { n } else { 0 });
+                let i = take(&mut sku_ids, part.sku_ids.len());
+                slots.push(Slot { customer: c, day: d, amount: a, second: s, sku_end: e, sku_ids: i });
+            }
+        }
+        slots.into_par_iter().zip(parts.par_iter()).enumerate().for_each(|(p, (slot, part))| {
+            let (customers, part_skus) = (&customer_maps[p], &sku_maps[p]);
+            let sku_offset = sku_offsets[p];
+            for (out, &c) in slot.customer.iter_mut().zip(&part.customer) {
+                *out = customers[c as usize];
+            }
+            slot.day.copy_from_slice(&part.day);
+            slot.amount.copy_from_slice(&part.amount);
+            if has_time && part.has_time {
+                slot.second.copy_from_slice(&part.second_of_day);
+            }
+            for (out, &id) in slot.sku_ids.iter_mut().zip(&part.sku_ids) {
+                *out = part_skus[id as usize];
+            }
+            if has_skus {
+                if part.sku_start.is_empty() {
+                    slot.sku_end.fill(sku_offset);
+                } else {
+                    for (out, &end) in slot.sku_end.iter_mut().zip(&part.sku_start[1..]) {
+                        *out = end + sku_offset;
+                    }
+                }
+            }
+        });
+        Ok(joined)
     }
 
     /// Groups the records by customer (counting sort), orders each customer's records by time and
@@ -695,10 +772,17 @@ mod tests {
                     b
                 });
                 let [first, second, third] = &mut parts;
-                let mut joined = std::mem::take(first);
-                joined.append(std::mem::take(second)).unwrap();
-                joined.append(std::mem::take(third)).unwrap();
-                assert_eq!(joined.build(), whole, "cut at {i} and {j}");
+                let mut appended = std::mem::take(first);
+                appended.append(std::mem::take(second)).unwrap();
+                appended.append(std::mem::take(third)).unwrap();
+                assert_eq!(appended.build(), whole, "cut at {i} and {j}");
+                let parts = [&records[..i], &records[i..j], &records[j..]].map(|part| {
+                    let mut b = TransactionLogBuilder::new(LogOptions::default());
+                    part.iter().for_each(|r| push(&mut b, r));
+                    b
+                });
+                let joined = TransactionLogBuilder::join(LogOptions::default(), parts.into()).unwrap();
+                assert_eq!(joined.build(), whole, "joined, cut at {i} and {j}");
             }
         }
     }

@@ -502,10 +502,10 @@ fn boundary_after(file: &mut File, from: u64, column: usize) -> io::Result<Optio
                 continue;
             }
             let key = plain_key(line, column);
-            if let (Some(before), Some(key)) = (&previous, key) {
-                if before.as_slice() != key {
-                    return Ok(Some(at));
-                }
+            if let (Some(before), Some(key)) = (&previous, key)
+                && before.as_slice() != key
+            {
+                return Ok(Some(at));
             }
             previous = key.map(<[u8]>::to_vec);
         }
@@ -703,10 +703,10 @@ impl Fields {
         }
         let count = (n + 1).min(needed);
         let mut start = 0u32;
-        for k in 0..count {
+        for (k, (field_start, field_end)) in self.start.iter_mut().zip(&mut self.end).take(count).enumerate() {
             let end = if k < n { commas[k] } else { line.len() as u32 };
-            self.start[k] = start;
-            self.end[k] = end;
+            *field_start = start;
+            *field_end = end;
             start = end + 1;
         }
         self.count = count;

@@ -206,21 +206,19 @@ struct Loaded {
 impl Loaded {
     /// The log and currency counts of the sinks, joined in order.
     fn join(sinks: Vec<LogSink>, options: LogOptions) -> Result<(TransactionLog, BTreeMap<String, u64>)> {
-        let mut builder = TransactionLogBuilder::new(options);
         let mut currencies: BTreeMap<String, u64> = BTreeMap::new();
-        let (builders, sinks): (Vec<_>, Vec<_>) =
-            sinks.into_iter().map(|sink| (sink.builder, (sink.currencies, sink.error))).unzip();
-        let t0 = Instant::now();
-        builder.reserve_for(&builders);
-        for (part, (part_currencies, error)) in builders.into_iter().zip(sinks) {
-            if let Some(error) = error {
+        let mut builders = Vec::with_capacity(sinks.len());
+        for sink in sinks {
+            if let Some(error) = sink.error {
                 return Err(error.into());
             }
-            builder.append(part)?;
-            for (currency, n) in part_currencies {
+            for (currency, n) in sink.currencies {
                 *currencies.entry(currency.to_string()).or_default() += n;
             }
+            builders.push(sink.builder);
         }
+        let t0 = Instant::now();
+        let builder = TransactionLogBuilder::join(options, builders)?;
         if std::env::var_os("REGULARS_TIMING").is_some() {
             eprintln!("TIMING append {:.3}", t0.elapsed().as_secs_f64());
         }

@@ -77,11 +77,11 @@ fn rough_csv(customers: u64, rejects: bool) -> Vec<u8> {
             1 => f[1] = format!(" {} ", f[1]),
             _ => {}
         }
-        if c % 11 == 0 {
+        if c.is_multiple_of(11) {
             f[2] = f[2].to_uppercase();
         }
         // Escaped quotes, line ends kept for later.
-        if o % 7 == 0 {
+        if o.is_multiple_of(7) {
             f[13] = format!("{} \"special\"", f[13]);
         }
         // Rows the full reader rejects.
@@ -106,7 +106,7 @@ fn rough_csv(customers: u64, rejects: bool) -> Vec<u8> {
             _ => {}
         }
         // Short rows (trailing empty fields left out) and long rows.
-        if f[17].is_empty() && f[18].is_empty() && o % 3 == 0 {
+        if f[17].is_empty() && f[18].is_empty() && o.is_multiple_of(3) {
             f.truncate(17);
         } else if o % 3 == 1 {
             f.push("extra".into());
