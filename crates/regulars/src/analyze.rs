@@ -553,6 +553,22 @@ fn render_summary(
             }
         );
     }
+    if let Some(counts) = &report.purchase_counts {
+        let p = &counts.new_customer;
+        let _ = writeln!(
+            s,
+            "next {} months ({}): {:.0} customers expected to buy nothing, {:.0} once, {:.0} twice or more; \
+             a new customer: P(0) {:.2}, P(1) {:.2}, P(2+) {:.2}",
+            counts.horizon_months,
+            counts.model,
+            counts.customers_none,
+            counts.customers_one,
+            counts.customers_two_or_more,
+            p[0],
+            p[1],
+            1.0 - p[0] - p[1]
+        );
+    }
     if let Some(h) = &report.holdout {
         let _ = writeln!(
             s,

@@ -168,3 +168,43 @@ pub fn expected_purchases_bulk(
         .collect::<Result<_>>()?;
     Ok(pairs.into_iter().unzip())
 }
+
+/// P(no purchase), P(one purchase) and P(two or more) in the next `t` time units for many customers at
+/// once, given each customer's P(alive) (`None` where it is unknown, which gives `None`); the part of an
+/// alive customer's probabilities that depends on frequency and age only is computed once per distinct
+/// (frequency, age).
+pub fn purchase_probabilities_bulk(
+    model: &dyn PurchaseModel,
+    t: f64,
+    frequency: &[u32],
+    age: &[f64],
+    alive: &[Option<f64>],
+) -> Result<Vec<Option<[f64; 3]>>> {
+    use rayon::prelude::*;
+    use std::collections::HashMap;
+    let n = frequency.len();
+    if age.len() != n || alive.len() != n {
+        return Err(AnalyticsError::InvalidInput("input columns differ in length".into()));
+    }
+    let mut keys: Vec<(u32, u64)> = (0..n).map(|i| (frequency[i], age[i].to_bits())).collect();
+    keys.par_sort_unstable();
+    keys.dedup();
+    let alive_pmf: Vec<[f64; 2]> = keys
+        .par_iter()
+        .map(|&(x, a)| {
+            let (x, a) = (x as f64, f64::from_bits(a));
+            Ok([model.alive_probability_of_purchases(0, t, x, a)?, model.alive_probability_of_purchases(1, t, x, a)?])
+        })
+        .collect::<Result<_>>()?;
+    let lookup: HashMap<(u32, u64), [f64; 2], crate::log::FxBuild> = keys.into_iter().zip(alive_pmf).collect();
+    Ok((0..n)
+        .into_par_iter()
+        .map(|i| {
+            let alive = alive[i]?;
+            let [none, one] = lookup[&(frequency[i], age[i].to_bits())];
+            let none = alive * none + (1.0 - alive);
+            let one = alive * one;
+            Some([none, one, (1.0 - none - one).max(0.0)])
+        })
+        .collect())
+}

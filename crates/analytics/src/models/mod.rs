@@ -51,6 +51,7 @@ pub mod pareto_nbd;
 pub use bg_nbd::{BgNbd, MbgNbd};
 pub use clv::{
     ClvInputs, customer_lifetime_value, customer_lifetime_values, expected_purchases_bulk, periods_per_month,
+    purchase_probabilities_bulk,
 };
 pub use data::{BtydData, FitDiagnostics, Fitted};
 pub use gamma_gamma::GammaGamma;
