@@ -58,7 +58,9 @@ fn customers_with_a_history_match_the_references() {
     check("mbg/nbd x = 2", conditional(&mbg, 2.0, 30.43, 38.86), expected, 1e-8);
 
     let pareto = |alpha, beta| ParetoNbd::new(ParetoNbdParams { r: 0.5534, alpha, s: 0.6061, beta }).unwrap();
-    let cases: [(f64, f64, (f64, f64, f64), [f64; 4]); 6] = [
+    /// α, β, (x, t_x, T), P(n) for n = 0, 1, 2, 5.
+    type Case = (f64, f64, (f64, f64, f64), [f64; 4]);
+    let cases: [Case; 6] = [
         (
             10.5802,
             11.6562,
