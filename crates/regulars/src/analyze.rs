@@ -217,16 +217,8 @@ impl Loaded {
             }
             builders.push(sink.builder);
         }
-        let t0 = Instant::now();
         let builder = TransactionLogBuilder::join(options, builders)?;
-        if std::env::var_os("REGULARS_TIMING").is_some() {
-            eprintln!("TIMING append {:.3}", t0.elapsed().as_secs_f64());
-        }
-        let t0 = Instant::now();
         let log = builder.build();
-        if std::env::var_os("REGULARS_TIMING").is_some() {
-            eprintln!("TIMING build {:.3}", t0.elapsed().as_secs_f64());
-        }
         Ok((log, currencies))
     }
 }
@@ -317,11 +309,7 @@ fn load_parallel(
         });
         (stop, handle)
     };
-    let t0 = Instant::now();
     let read = reader.read(|| LogSink::new(log_options));
-    if std::env::var_os("REGULARS_TIMING").is_some() {
-        eprintln!("TIMING parse {:.3}", t0.elapsed().as_secs_f64());
-    }
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
     bar.finish_and_clear();
