@@ -249,6 +249,72 @@ fn positive<const GRADIENT: bool>(a: f64, b: f64, c: f64, z: f64) -> Result<(f64
     series::<GRADIENT>(a, b, c, z)
 }
 
+/// ln 2F1(a, b; c; z) for several z with the same a, b, c > 0, each 0 < z <= 0.98: the same values,
+/// bit for bit, as [`ln_abs_hyp2f1_with_sign`] gives one at a time, with the parameter part of each
+/// term shared. `None` when some z is outside that range (evaluate those one at a time).
+pub fn ln_hyp2f1_many(a: f64, b: f64, c: f64, zs: &[f64]) -> Option<Result<Vec<f64>>> {
+    if !(c > 0.0) || zs.iter().any(|&z| !(z > 0.0 && z <= 0.98)) {
+        return None;
+    }
+    if let Err(e) = zs.iter().try_for_each(|&z| check_arguments(a, b, c, z)) {
+        return Some(Err(e));
+    }
+    if a + b > c && c > a && c > b {
+        // Euler's transformation, as in `positive`.
+        let (a2, b2) = (c - a, c - b);
+        return Some(
+            series_many(a2, b2, c, zs)
+                .map(|values| values.into_iter().zip(zs).map(|(g, &z)| (c - a - b) * (-z).ln_1p() + g).collect()),
+        );
+    }
+    Some(series_many(a, b, c, zs))
+}
+
+/// [`series`] without the gradient for several z at once (the same operations for each z).
+fn series_many(a: f64, b: f64, c: f64, zs: &[f64]) -> Result<Vec<f64>> {
+    const MAX_TERMS: usize = 5_000_000;
+    const RESCALE: f64 = 1e200;
+    let k = zs.len();
+    let mut term = vec![1.0f64; k];
+    let mut sum = vec![1.0f64; k];
+    let mut log_scale = vec![0.0f64; k];
+    let mut done = vec![false; k];
+    let mut left = k;
+    let mut n = 0usize;
+    while left > 0 {
+        let nf = n as f64;
+        let part = (a + nf) * (b + nf) / ((c + nf) * (nf + 1.0));
+        let next_part = (a + nf + 1.0) * (b + nf + 1.0) / ((c + nf + 1.0) * (nf + 2.0));
+        n += 1;
+        for j in 0..k {
+            if done[j] {
+                continue;
+            }
+            let z = zs[j];
+            term[j] *= part * z;
+            sum[j] += term[j];
+            let bound = (next_part * z).max(z);
+            if bound < 1.0 && term[j] * bound / (1.0 - bound) <= 1e-17 * sum[j] {
+                done[j] = true;
+                left -= 1;
+                continue;
+            }
+            if sum[j] > RESCALE {
+                term[j] /= RESCALE;
+                sum[j] /= RESCALE;
+                log_scale[j] += RESCALE.ln();
+            }
+        }
+        if left > 0 && n > MAX_TERMS {
+            return Err(AnalyticsError::Numerical {
+                what: "hyp2f1",
+                detail: format!("series did not converge in {MAX_TERMS} terms: a={a}, b={b}, c={c}, z={zs:?}"),
+            });
+        }
+    }
+    Ok(sum.iter().zip(&log_scale).map(|(s, l)| s.ln() + l).collect())
+}
+
 fn series<const GRADIENT: bool>(a: f64, b: f64, c: f64, z: f64) -> Result<(f64, [f64; 4])> {
     const MAX_TERMS: usize = 5_000_000;
     const RESCALE: f64 = 1e200;
@@ -572,6 +638,23 @@ pub fn log_sub_exp<T: Real>(a: T, b: T) -> T {
 #[allow(clippy::excessive_precision)] // reference values keep the digits mpmath printed
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_at_once_are_the_values_one_at_a_time() {
+        let zs = [0.01, 0.2, 0.5, 0.77, 0.9, 0.98];
+        for (a, b, c) in
+            [(0.5, 1.5, 2.5), (1.5, 2.0, 2.5), (3.2, 2.9, 3.0), (300.2, 301.5, 300.9), (1.2, 0.4, 5.5), (7.5, 8.1, 6.0)]
+        {
+            let many = ln_hyp2f1_many(a, b, c, &zs).unwrap().unwrap();
+            for (z, value) in zs.iter().zip(many) {
+                let (one, sign) = ln_abs_hyp2f1_with_sign(a, b, c, *z).unwrap();
+                assert_eq!(sign, 1.0);
+                assert_eq!(value.to_bits(), one.to_bits(), "a={a} b={b} c={c} z={z}");
+            }
+        }
+        assert!(ln_hyp2f1_many(1.0, 1.0, 2.0, &[0.5, 0.99]).is_none());
+        assert!(ln_hyp2f1_many(1.0, 1.0, -0.5, &[0.5]).is_none());
+    }
 
     /// ln Γ(x) and ψ(x), reference values from Python mpmath 1.3.0 at 40 digits
     /// (`mp.loggamma(x)`, `mp.digamma(x)`).

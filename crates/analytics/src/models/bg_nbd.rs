@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::data::{BtydData, Fitted, fit_positive_parameters, warm_start};
 use super::{BgNbdParams, PurchaseModel};
 use crate::error::{AnalyticsError, Result};
-use crate::special::{Real, ln_abs_hyp2f1_with_sign, ln_beta, ln_gamma, softplus};
+use crate::special::{Real, ln_abs_hyp2f1_with_sign, ln_beta, ln_gamma, ln_hyp2f1_many, softplus};
 
 /// A BG/NBD model.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -157,6 +157,35 @@ fn alive_pmf(p: &BgNbdParams, modified: bool, n: u32, t: f64, x: f64, age: f64) 
     super::probability(if modified { "mbg/nbd P(X = n)" } else { "bg/nbd P(X = n)" }, t, probability)
 }
 
+/// [`PurchaseModel::horizon_factor`] of BG/NBD (`modified` false) or MBG/NBD at several horizons, with
+/// one 2F1 series for all of them where [`ln_hyp2f1_many`] applies (the same values as one at a time).
+fn horizon_factors(
+    p: &BgNbdParams,
+    modified: bool,
+    ts: &[f64],
+    x: f64,
+    age: f64,
+    one: impl Fn(f64) -> Result<f64>,
+) -> Result<Vec<f64>> {
+    let (b_hyp, c) = if modified { (p.b + x + 1.0, p.a + p.b + x) } else { (p.b + x, p.a + p.b + x - 1.0) };
+    let zs: Vec<f64> = ts.iter().map(|&t| t / (p.alpha + age + t)).collect();
+    let what =
+        if modified { "mbg/nbd conditional expected purchases" } else { "bg/nbd conditional expected purchases" };
+    match ln_hyp2f1_many(p.r + x, b_hyp, c, &zs) {
+        Some(values) if check_customer(x, 0.0, age).is_ok() && ts.iter().all(|&t| t > 0.0) => values?
+            .into_iter()
+            .zip(ts)
+            .map(|(ln_f, &t)| {
+                // As one_minus_scaled_hyp2f1 and bracket_over_a_minus_1 form it, with a positive 2F1.
+                let log_factor = (p.r + x) * ((p.alpha + age).ln() - (p.alpha + age + t).ln());
+                let bracket = -(log_factor + ln_f).exp_m1() / (p.a - 1.0);
+                finite_non_negative(what, c * bracket)
+            })
+            .collect(),
+        _ => ts.iter().map(|&t| one(t)).collect(),
+    }
+}
+
 fn finite_non_negative(what: &'static str, value: f64) -> Result<f64> {
     if value.is_finite() && value >= -1e-12 {
         Ok(value.max(0.0))
@@ -208,6 +237,10 @@ impl PurchaseModel for BgNbd {
         let c = p.a + p.b + x - 1.0;
         let bracket = bracket_over_a_minus_1(&p, t, x, age, p.b + x, c)?;
         finite_non_negative("bg/nbd conditional expected purchases", c * bracket)
+    }
+
+    fn horizon_factors(&self, ts: &[f64], x: f64, age: f64) -> Result<Vec<f64>> {
+        horizon_factors(&self.params, false, ts, x, age, |t| self.horizon_factor(t, x, age))
     }
 
     fn history_factor(&self, x: f64, t_x: f64, age: f64) -> Result<f64> {
@@ -292,6 +325,10 @@ impl PurchaseModel for MbgNbd {
         let c = p.a + p.b + x;
         let bracket = bracket_over_a_minus_1(&p, t, x, age, p.b + x + 1.0, c)?;
         finite_non_negative("mbg/nbd conditional expected purchases", c * bracket)
+    }
+
+    fn horizon_factors(&self, ts: &[f64], x: f64, age: f64) -> Result<Vec<f64>> {
+        horizon_factors(&self.params, true, ts, x, age, |t| self.horizon_factor(t, x, age))
     }
 
     fn history_factor(&self, x: f64, t_x: f64, age: f64) -> Result<f64> {

@@ -94,10 +94,10 @@ pub fn customer_lifetime_values(
         .par_iter()
         .map(|&(x, age_bits)| {
             let age = f64::from_bits(age_bits);
+            let ts: Vec<f64> = (1..=horizon_months).map(|month| month as f64 * factor).collect();
             let mut previous = 0.0;
             let mut total = 0.0;
-            for month in 1..=horizon_months {
-                let cumulative = model.horizon_factor(month as f64 * factor, x as f64, age)?;
+            for (month, cumulative) in (1..=horizon_months).zip(model.horizon_factors(&ts, x as f64, age)?) {
                 total += (cumulative - previous).max(0.0) / (1.0 + monthly_discount_rate).powi(month as i32);
                 previous = cumulative;
             }

@@ -74,6 +74,10 @@ pub trait PurchaseModel: Send + Sync {
     /// the conditional expectation is `horizon_factor * history_factor`. Bulk predictions (CLV for a
     /// million customers) evaluate it once per distinct (x, age).
     fn horizon_factor(&self, t: f64, x: f64, age: f64) -> Result<f64>;
+    /// [`PurchaseModel::horizon_factor`] at several horizons (the same values; models may share work).
+    fn horizon_factors(&self, ts: &[f64], x: f64, age: f64) -> Result<Vec<f64>> {
+        ts.iter().map(|&t| self.horizon_factor(t, x, age)).collect()
+    }
     /// The part of [`PurchaseModel::expected_purchases`] that depends on the customer's recency.
     fn history_factor(&self, x: f64, t_x: f64, age: f64) -> Result<f64>;
     /// Expected repeat purchases E[X(t)] of a customer in the first `t` time units after acquisition.
