@@ -253,7 +253,7 @@ fn positive<const GRADIENT: bool>(a: f64, b: f64, c: f64, z: f64) -> Result<(f64
 /// bit for bit, as [`ln_abs_hyp2f1_with_sign`] gives one at a time, with the parameter part of each
 /// term shared. `None` when some z is outside that range (evaluate those one at a time).
 pub fn ln_hyp2f1_many(a: f64, b: f64, c: f64, zs: &[f64]) -> Option<Result<Vec<f64>>> {
-    if !(c > 0.0) || zs.iter().any(|&z| !(z > 0.0 && z <= 0.98)) {
+    if c.is_nan() || c <= 0.0 || zs.iter().any(|&z| !(z > 0.0 && z <= 0.98)) {
         return None;
     }
     if let Err(e) = zs.iter().try_for_each(|&z| check_arguments(a, b, c, z)) {
