@@ -476,7 +476,8 @@ impl TransactionLogBuilder {
                 slots.push(Slot { customer: c, day: d, amount: a, second: s, sku_end: e, sku_ids: i });
             }
         }
-        slots.into_par_iter().zip(parts.par_iter()).enumerate().for_each(|(p, (slot, part))| {
+        // Each part is dropped once copied, so its memory serves what comes next.
+        slots.into_par_iter().zip(parts.into_par_iter()).enumerate().for_each(|(p, (slot, part))| {
             let (customers, part_skus) = (&customer_maps[p], &sku_maps[p]);
             let sku_offset = sku_offsets[p];
             for (out, &c) in slot.customer.iter_mut().zip(&part.customer) {
