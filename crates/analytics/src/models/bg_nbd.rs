@@ -157,33 +157,47 @@ fn alive_pmf(p: &BgNbdParams, modified: bool, n: u32, t: f64, x: f64, age: f64) 
     super::probability(if modified { "mbg/nbd P(X = n)" } else { "bg/nbd P(X = n)" }, t, probability)
 }
 
-/// [`PurchaseModel::horizon_factor`] of BG/NBD (`modified` false) or MBG/NBD at several horizons, with
-/// one 2F1 series for all of them where [`ln_hyp2f1_many`] applies (the same values as one at a time).
-fn horizon_factors(
+/// [`PurchaseModel::horizon_factor_grid`] of BG/NBD (`modified` false) or MBG/NBD: every 2F1 with
+/// 0 < z <= 0.98 from one series ([`ln_hyp2f1_many`], the same values as one at a time), the others
+/// one at a time by `one(t, age)`.
+fn horizon_factor_grid(
     p: &BgNbdParams,
     modified: bool,
     ts: &[f64],
     x: f64,
-    age: f64,
-    one: impl Fn(f64) -> Result<f64>,
+    ages: &[f64],
+    one: impl Fn(f64, f64) -> Result<f64>,
 ) -> Result<Vec<f64>> {
     let (b_hyp, c) = if modified { (p.b + x + 1.0, p.a + p.b + x) } else { (p.b + x, p.a + p.b + x - 1.0) };
-    let zs: Vec<f64> = ts.iter().map(|&t| t / (p.alpha + age + t)).collect();
     let what =
         if modified { "mbg/nbd conditional expected purchases" } else { "bg/nbd conditional expected purchases" };
-    match ln_hyp2f1_many(p.r + x, b_hyp, c, &zs) {
-        Some(values) if check_customer(x, 0.0, age).is_ok() && ts.iter().all(|&t| t > 0.0) => values?
-            .into_iter()
-            .zip(ts)
-            .map(|(ln_f, &t)| {
-                // As one_minus_scaled_hyp2f1 and bracket_over_a_minus_1 form it, with a positive 2F1.
-                let log_factor = (p.r + x) * ((p.alpha + age).ln() - (p.alpha + age + t).ln());
-                let bracket = -(log_factor + ln_f).exp_m1() / (p.a - 1.0);
-                finite_non_negative(what, c * bracket)
-            })
-            .collect(),
-        _ => ts.iter().map(|&t| one(t)).collect(),
-    }
+    let cells: Vec<(f64, f64)> = ages.iter().flat_map(|&age| ts.iter().map(move |&t| (age, t))).collect();
+    let z = |&(age, t): &(f64, f64)| t / (p.alpha + age + t);
+    let batched = |cell: &(f64, f64)| {
+        let z = z(cell);
+        cell.1 > 0.0 && z > 0.0 && z <= 0.98 && check_customer(x, 0.0, cell.0).is_ok()
+    };
+    let zs: Vec<f64> = cells.iter().filter(|cell| batched(cell)).map(z).collect();
+    let mut shared = match ln_hyp2f1_many(p.r + x, b_hyp, c, &zs) {
+        Some(values) if !zs.is_empty() => Some(values?.into_iter()),
+        _ => None,
+    };
+    cells
+        .iter()
+        .map(|cell| {
+            let &(age, t) = cell;
+            match shared.as_mut() {
+                Some(values) if batched(cell) => {
+                    let ln_f = values.next().expect("one value per batched cell");
+                    // As one_minus_scaled_hyp2f1 and bracket_over_a_minus_1 form it, with a positive 2F1.
+                    let log_factor = (p.r + x) * ((p.alpha + age).ln() - (p.alpha + age + t).ln());
+                    let bracket = -(log_factor + ln_f).exp_m1() / (p.a - 1.0);
+                    finite_non_negative(what, c * bracket)
+                }
+                _ => one(t, age),
+            }
+        })
+        .collect()
 }
 
 fn finite_non_negative(what: &'static str, value: f64) -> Result<f64> {
@@ -239,8 +253,8 @@ impl PurchaseModel for BgNbd {
         finite_non_negative("bg/nbd conditional expected purchases", c * bracket)
     }
 
-    fn horizon_factors(&self, ts: &[f64], x: f64, age: f64) -> Result<Vec<f64>> {
-        horizon_factors(&self.params, false, ts, x, age, |t| self.horizon_factor(t, x, age))
+    fn horizon_factor_grid(&self, ts: &[f64], x: f64, ages: &[f64]) -> Result<Vec<f64>> {
+        horizon_factor_grid(&self.params, false, ts, x, ages, |t, age| self.horizon_factor(t, x, age))
     }
 
     fn history_factor(&self, x: f64, t_x: f64, age: f64) -> Result<f64> {
@@ -327,8 +341,8 @@ impl PurchaseModel for MbgNbd {
         finite_non_negative("mbg/nbd conditional expected purchases", c * bracket)
     }
 
-    fn horizon_factors(&self, ts: &[f64], x: f64, age: f64) -> Result<Vec<f64>> {
-        horizon_factors(&self.params, true, ts, x, age, |t| self.horizon_factor(t, x, age))
+    fn horizon_factor_grid(&self, ts: &[f64], x: f64, ages: &[f64]) -> Result<Vec<f64>> {
+        horizon_factor_grid(&self.params, true, ts, x, ages, |t, age| self.horizon_factor(t, x, age))
     }
 
     fn history_factor(&self, x: f64, t_x: f64, age: f64) -> Result<f64> {

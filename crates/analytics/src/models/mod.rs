@@ -74,9 +74,11 @@ pub trait PurchaseModel: Send + Sync {
     /// the conditional expectation is `horizon_factor * history_factor`. Bulk predictions (CLV for a
     /// million customers) evaluate it once per distinct (x, age).
     fn horizon_factor(&self, t: f64, x: f64, age: f64) -> Result<f64>;
-    /// [`PurchaseModel::horizon_factor`] at several horizons (the same values; models may share work).
-    fn horizon_factors(&self, ts: &[f64], x: f64, age: f64) -> Result<Vec<f64>> {
-        ts.iter().map(|&t| self.horizon_factor(t, x, age)).collect()
+    /// [`PurchaseModel::horizon_factor`] at every horizon of `ts` for every age of `ages` (one
+    /// frequency), row by row: value `[i * ts.len() + j]` is for `ages[i]` and `ts[j]`. The same values
+    /// as one at a time; models may share work between them.
+    fn horizon_factor_grid(&self, ts: &[f64], x: f64, ages: &[f64]) -> Result<Vec<f64>> {
+        ages.iter().flat_map(|&age| ts.iter().map(move |&t| self.horizon_factor(t, x, age))).collect()
     }
     /// The part of [`PurchaseModel::expected_purchases`] that depends on the customer's recency.
     fn history_factor(&self, x: f64, t_x: f64, age: f64) -> Result<f64>;
