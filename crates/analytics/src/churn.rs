@@ -168,12 +168,11 @@ pub fn fit_churn_model(
     let standardised = |i: usize, j: usize| (data.columns[j][i] - means[j]) / standard_deviations[j];
     let penalty = 1e-4;
     let objective = |w: &[f64]| -> (f64, Vec<f64>) {
-        let (loss, mut gradient) = train
-            .par_iter()
-            .with_min_len(4096)
-            .fold(
-                || (0.0, vec![0.0; k + 1]),
-                |(mut loss, mut g), &i| {
+        // Fixed blocks added in order: the same fit on every run.
+        let blocks: Vec<(f64, Vec<f64>)> = train
+            .par_chunks(4096)
+            .map(|block| {
+                block.iter().fold((0.0, vec![0.0; k + 1]), |(mut loss, mut g), &i| {
                     let mut z = w[0];
                     for j in 0..k {
                         z += w[j + 1] * standardised(i, j);
@@ -187,9 +186,12 @@ pub fn fit_churn_model(
                         g[j + 1] += residual * standardised(i, j);
                     }
                     (loss, g)
-                },
-            )
-            .reduce(|| (0.0, vec![0.0; k + 1]), |a, b| (a.0 + b.0, a.1.iter().zip(&b.1).map(|(x, y)| x + y).collect()));
+                })
+            })
+            .collect();
+        let (loss, mut gradient) = blocks.into_iter().fold((0.0, vec![0.0; k + 1]), |a, b| {
+            (a.0 + b.0, a.1.iter().zip(&b.1).map(|(x, y)| x + y).collect::<Vec<f64>>())
+        });
         let m = train.len() as f64;
         let mut value = loss / m;
         for j in 0..=k {

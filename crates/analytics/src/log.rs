@@ -12,6 +12,7 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
+use hashbrown::HashTable;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -158,9 +159,14 @@ const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
 impl Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.write_u64(u64::from_le_bytes(chunk.try_into().expect("eight bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
             let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
+            word[..rest.len()].copy_from_slice(rest);
             self.write_u64(u64::from_le_bytes(word));
         }
     }
@@ -180,12 +186,21 @@ impl Hasher for FxHasher {
 
 pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
 
+fn text_hash(s: &str) -> u64 {
+    let mut hasher = FxHasher::default();
+    hasher.write(s.as_bytes());
+    hasher.finish()
+}
+
 /// Collects purchase records and turns them into a [`TransactionLog`].
 #[derive(Debug, Default)]
 pub struct TransactionLogBuilder {
     options: LogOptions,
     number_keys: HashMap<u64, u32, FxBuild>,
-    text_keys: HashMap<String, u32, FxBuild>,
+    /// (hash of the text, index into `keys`) of the textual keys.
+    text_keys: HashTable<(u64, u32)>,
+    /// The key interned last (files often list a customer's purchases together).
+    last_key: Option<u32>,
     keys: Vec<CustomerKey>,
     customer: Vec<u32>,
     day: Vec<i32>,
@@ -214,31 +229,73 @@ impl TransactionLogBuilder {
         builder
     }
 
+    /// Makes room for `records` more records holding `skus` SKUs in all, with times of day.
+    pub fn reserve(&mut self, records: usize, skus: usize) {
+        self.customer.reserve(records);
+        self.day.reserve(records);
+        self.amount.reserve(records);
+        self.second_of_day.reserve(records);
+        self.sku_start.reserve(records + 1);
+        self.sku_ids.reserve(skus);
+    }
+
     /// Number of records pushed so far.
     pub fn record_count(&self) -> usize {
         self.customer.len()
     }
 
     fn intern(&mut self, key: CustomerKeyRef<'_>) -> Result<u32> {
+        let index = match self.find(key) {
+            Some(index) => index,
+            None => self.insert_new(match key {
+                CustomerKeyRef::Number(n) => CustomerKey::Number(n),
+                CustomerKeyRef::Text(s) => CustomerKey::Text(s.to_owned()),
+            })?,
+        };
+        self.last_key = Some(index);
+        Ok(index)
+    }
+
+    /// The index of a key interned before.
+    fn find(&self, key: CustomerKeyRef<'_>) -> Option<u32> {
+        if let Some(last) = self.last_key
+            && CustomerKeyRef::from(&self.keys[last as usize]) == key
+        {
+            return Some(last);
+        }
+        match key {
+            CustomerKeyRef::Number(n) => self.number_keys.get(&n).copied(),
+            CustomerKeyRef::Text(s) => {
+                let hash = text_hash(s);
+                self.text_keys.find(hash, |&(h, i)| h == hash && self.text_of(i) == s).map(|&(_, i)| i)
+            }
+        }
+    }
+
+    fn text_of(&self, index: u32) -> &str {
+        match &self.keys[index as usize] {
+            CustomerKey::Text(t) => t,
+            CustomerKey::Number(_) => unreachable!("only textual keys are in text_keys"),
+        }
+    }
+
+    /// Interns a key not interned before.
+    fn insert_new(&mut self, key: CustomerKey) -> Result<u32> {
         let next = self.keys.len();
         if next as u64 >= u32::MAX as u64 {
             return Err(AnalyticsError::TooManyCustomers { max: u32::MAX as u64 - 1 });
         }
-        let index = match key {
-            CustomerKeyRef::Number(n) => *self.number_keys.entry(n).or_insert_with(|| {
-                self.keys.push(CustomerKey::Number(n));
-                next as u32
-            }),
-            CustomerKeyRef::Text(s) => match self.text_keys.get(s) {
-                Some(&i) => i,
-                None => {
-                    self.text_keys.insert(s.to_owned(), next as u32);
-                    self.keys.push(CustomerKey::Text(s.to_owned()));
-                    next as u32
-                }
-            },
-        };
-        Ok(index)
+        match &key {
+            CustomerKey::Number(n) => {
+                self.number_keys.insert(*n, next as u32);
+            }
+            CustomerKey::Text(s) => {
+                let hash = text_hash(s);
+                self.text_keys.insert_unique(hash, (hash, next as u32), |&(h, _)| h);
+            }
+        }
+        self.keys.push(key);
+        Ok(next as u32)
     }
 
     /// Adds one purchase. Amounts are in minor units (cents) and must not be negative; a zero amount
@@ -283,21 +340,168 @@ impl TransactionLogBuilder {
         }
         if !self.sku_start.is_empty() {
             for sku in skus {
-                let sku = sku.as_ref();
-                let id = match self.sku_lookup.get(sku) {
-                    Some(&id) => id,
-                    None => {
-                        let id = self.sku_names.len() as u32;
-                        self.sku_names.push(sku.to_owned());
-                        self.sku_lookup.insert(sku.to_owned(), id);
-                        id
-                    }
-                };
+                let id = self.intern_sku(sku.as_ref());
                 self.sku_ids.push(id);
             }
             self.sku_start.push(self.sku_ids.len() as u32);
         }
         Ok(())
+    }
+
+    /// Appends the records of `other` as if each had been pushed into this builder after the records it
+    /// already holds: customers and SKUs keep their order of first appearance. Builders filled in
+    /// parallel from consecutive parts of an input and appended in order therefore build the same log
+    /// as one builder filled with the whole input. This builder's options are kept.
+    pub fn append(&mut self, other: TransactionLogBuilder) -> Result<()> {
+        let before = self.customer.len();
+        let added = other.customer.len();
+        let mut customers = Vec::with_capacity(other.keys.len());
+        for key in other.keys {
+            let index = match self.find((&key).into()) {
+                Some(index) => index,
+                None => self.insert_new(key)?,
+            };
+            customers.push(index);
+        }
+        self.customer.extend(other.customer.iter().map(|&c| customers[c as usize]));
+        self.day.extend_from_slice(&other.day);
+        self.amount.extend_from_slice(&other.amount);
+        if other.has_time && !self.has_time {
+            self.has_time = true;
+            self.second_of_day.resize(before, 0);
+        }
+        if self.has_time {
+            if other.has_time {
+                self.second_of_day.extend_from_slice(&other.second_of_day);
+            } else {
+                self.second_of_day.resize(before + added, 0);
+            }
+        }
+        let other_has_skus = !other.sku_start.is_empty();
+        if other_has_skus && self.sku_start.is_empty() {
+            self.sku_start.resize(before + 1, 0);
+        }
+        if !self.sku_start.is_empty() {
+            if other_has_skus {
+                let skus: Vec<u32> = other.sku_names.iter().map(|name| self.intern_sku(name)).collect();
+                let offset = self.sku_ids.len() as u32;
+                self.sku_ids.extend(other.sku_ids.iter().map(|&id| skus[id as usize]));
+                self.sku_start.extend(other.sku_start[1..].iter().map(|&end| end + offset));
+            } else {
+                let end = self.sku_ids.len() as u32;
+                self.sku_start.resize(before + added + 1, end);
+            }
+        }
+        Ok(())
+    }
+
+    fn intern_sku(&mut self, sku: &str) -> u32 {
+        match self.sku_lookup.get(sku) {
+            Some(&id) => id,
+            None => {
+                let id = self.sku_names.len() as u32;
+                self.sku_names.push(sku.to_owned());
+                self.sku_lookup.insert(sku.to_owned(), id);
+                id
+            }
+        }
+    }
+
+    /// One builder holding the records of `parts` in order: the same as appending each part in turn to
+    /// an empty builder with these options ([`TransactionLogBuilder::append`]), with the records
+    /// copied in parallel.
+    pub fn join(options: LogOptions, parts: Vec<TransactionLogBuilder>) -> Result<Self> {
+        let mut joined = TransactionLogBuilder::new(options);
+        // Customers and SKUs in order of first appearance, and where each part's records go.
+        let mut customer_maps = Vec::with_capacity(parts.len());
+        let mut sku_maps = Vec::with_capacity(parts.len());
+        let (mut records, mut skus) = (0usize, 0usize);
+        let mut sku_offsets = Vec::with_capacity(parts.len());
+        joined.text_keys.reserve(parts.iter().map(|p| p.text_keys.len()).sum(), |&(h, _)| h);
+        joined.keys.reserve(parts.iter().map(|p| p.keys.len()).sum());
+        let mut parts = parts;
+        for part in &mut parts {
+            let mut map = Vec::with_capacity(part.keys.len());
+            for key in std::mem::take(&mut part.keys) {
+                let index = match joined.find((&key).into()) {
+                    Some(index) => index,
+                    None => joined.insert_new(key)?,
+                };
+                map.push(index);
+            }
+            customer_maps.push(map);
+            sku_maps.push(part.sku_names.iter().map(|name| joined.intern_sku(name)).collect::<Vec<u32>>());
+            sku_offsets.push(skus as u32);
+            records += part.customer.len();
+            skus += part.sku_ids.len();
+        }
+        let has_time = parts.iter().any(|p| p.has_time);
+        let has_skus = parts.iter().any(|p| !p.sku_start.is_empty());
+        joined.has_time = has_time;
+        joined.customer = vec![0; records];
+        joined.day = vec![0; records];
+        joined.amount = vec![0; records];
+        joined.second_of_day = if has_time { vec![0; records] } else { Vec::new() };
+        joined.sku_start = if has_skus { vec![0; records + 1] } else { Vec::new() };
+        joined.sku_ids = vec![0; skus];
+        // Disjoint slices of the joined columns, one per part.
+        struct Slot<'a> {
+            customer: &'a mut [u32],
+            day: &'a mut [i32],
+            amount: &'a mut [i64],
+            second: &'a mut [u32],
+            sku_end: &'a mut [u32],
+            sku_ids: &'a mut [u32],
+        }
+        fn take<'a, T>(rest: &mut &'a mut [T], k: usize) -> &'a mut [T] {
+            let (head, tail) = std::mem::take(rest).split_at_mut(k);
+            *rest = tail;
+            head
+        }
+        let mut slots = Vec::with_capacity(parts.len());
+        {
+            let (mut customer, mut day, mut amount) =
+                (&mut joined.customer[..], &mut joined.day[..], &mut joined.amount[..]);
+            let mut second = &mut joined.second_of_day[..];
+            let mut sku_end = if has_skus { &mut joined.sku_start[1..] } else { &mut [][..] };
+            let mut sku_ids = &mut joined.sku_ids[..];
+            for part in &parts {
+                let n = part.customer.len();
+                let c = take(&mut customer, n);
+                let d = take(&mut day, n);
+                let a = take(&mut amount, n);
+                let s = take(&mut second, if has_time { n } else { 0 });
+                let e = take(&mut sku_end, if has_skus { n } else { 0 });
+                let i = take(&mut sku_ids, part.sku_ids.len());
+                slots.push(Slot { customer: c, day: d, amount: a, second: s, sku_end: e, sku_ids: i });
+            }
+        }
+        // Each part is dropped once copied, so its memory serves what comes next.
+        slots.into_par_iter().zip(parts.into_par_iter()).enumerate().for_each(|(p, (slot, part))| {
+            let (customers, part_skus) = (&customer_maps[p], &sku_maps[p]);
+            let sku_offset = sku_offsets[p];
+            for (out, &c) in slot.customer.iter_mut().zip(&part.customer) {
+                *out = customers[c as usize];
+            }
+            slot.day.copy_from_slice(&part.day);
+            slot.amount.copy_from_slice(&part.amount);
+            if has_time && part.has_time {
+                slot.second.copy_from_slice(&part.second_of_day);
+            }
+            for (out, &id) in slot.sku_ids.iter_mut().zip(&part.sku_ids) {
+                *out = part_skus[id as usize];
+            }
+            if has_skus {
+                if part.sku_start.is_empty() {
+                    slot.sku_end.fill(sku_offset);
+                } else {
+                    for (out, &end) in slot.sku_end.iter_mut().zip(&part.sku_start[1..]) {
+                        *out = end + sku_offset;
+                    }
+                }
+            }
+        });
+        Ok(joined)
     }
 
     /// Groups the records by customer (counting sort), orders each customer's records by time and
@@ -333,11 +537,19 @@ impl TransactionLogBuilder {
             let second = &self.second_of_day;
             let has_time = self.has_time;
             slices.par_iter_mut().with_min_len(4096).for_each(|slice| {
+                // The keys are distinct (the record number breaks ties), so an unstable sort gives the
+                // one order; records often come in time order already.
                 if slice.len() > 1 {
                     if has_time {
-                        slice.sort_by_key(|&r| (day[r as usize], second[r as usize], r));
+                        let key = |&r: &u32| (day[r as usize], second[r as usize], r);
+                        if !slice.is_sorted_by_key(key) {
+                            slice.sort_unstable_by_key(key);
+                        }
                     } else {
-                        slice.sort_by_key(|&r| (day[r as usize], r));
+                        let key = |&r: &u32| (day[r as usize], r);
+                        if !slice.is_sorted_by_key(key) {
+                            slice.sort_unstable_by_key(key);
+                        }
                     }
                 }
             });
@@ -531,6 +743,49 @@ mod tests {
         assert_eq!(names(0), vec!["A"]);
         assert_eq!(names(1), vec!["A", "D"]);
         assert_eq!(names(2), vec!["B", "C"]);
+    }
+
+    #[test]
+    fn appended_parts_build_the_same_log_as_one_builder() {
+        let at = |d: u32, h: u32| date(2024, 1, d).and_hms_opt(h, 0, 0).unwrap();
+        type Record = (CustomerKey, PurchaseTime, i64, Vec<&'static str>);
+        let records: Vec<Record> = vec![
+            (CustomerKey::Text("bob".into()), date(2024, 1, 5).into(), 500, vec![]),
+            (CustomerKey::Number(7), at(3, 9).into(), 100, vec!["B", "C"]),
+            (CustomerKey::Text("bob".into()), at(2, 10).into(), 200, vec!["A"]),
+            (CustomerKey::Text("ann".into()), date(2024, 1, 5).into(), 50, vec![]),
+            (CustomerKey::Number(7), at(5, 8).into(), 70, vec!["D", "B"]),
+            (CustomerKey::Text("cy".into()), at(1, 8).into(), 10, vec!["E"]),
+            (CustomerKey::Text("bob".into()), date(2024, 1, 2).into(), 1, vec![]),
+        ];
+        let push = |b: &mut TransactionLogBuilder, r: &Record| {
+            b.push_with_skus(CustomerKeyRef::from(&r.0), r.1, r.2, &r.3).unwrap();
+        };
+        let mut whole = TransactionLogBuilder::new(LogOptions::default());
+        records.iter().for_each(|r| push(&mut whole, r));
+        let whole = whole.build();
+        // Every way of cutting the records into three consecutive parts.
+        for i in 0..=records.len() {
+            for j in i..=records.len() {
+                let mut parts = [&records[..i], &records[i..j], &records[j..]].map(|part| {
+                    let mut b = TransactionLogBuilder::new(LogOptions::default());
+                    part.iter().for_each(|r| push(&mut b, r));
+                    b
+                });
+                let [first, second, third] = &mut parts;
+                let mut appended = std::mem::take(first);
+                appended.append(std::mem::take(second)).unwrap();
+                appended.append(std::mem::take(third)).unwrap();
+                assert_eq!(appended.build(), whole, "cut at {i} and {j}");
+                let parts = [&records[..i], &records[i..j], &records[j..]].map(|part| {
+                    let mut b = TransactionLogBuilder::new(LogOptions::default());
+                    part.iter().for_each(|r| push(&mut b, r));
+                    b
+                });
+                let joined = TransactionLogBuilder::join(LogOptions::default(), parts.into()).unwrap();
+                assert_eq!(joined.build(), whole, "joined, cut at {i} and {j}");
+            }
+        }
     }
 
     #[test]

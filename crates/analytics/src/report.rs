@@ -30,6 +30,7 @@ use crate::metrics::{PeriodMetrics, ShopMetrics, SimpleClvOptions, period_metric
 use crate::models::{
     BgNbd, BgNbdParams, BtydData, ClvInputs, FitDiagnostics, GammaGamma, GammaGammaParams, MbgNbd, ParetoNbd,
     ParetoNbdParams, PurchaseModel, customer_lifetime_values, expected_purchases_bulk, periods_per_month,
+    purchase_probabilities_bulk,
 };
 use crate::period::Period;
 use crate::rfm::{SegmentMap, rfm};
@@ -199,8 +200,29 @@ pub struct AtRiskCustomer {
     pub days_since_last_purchase: i32,
     /// Probability alive.
     pub probability_alive: f64,
+    /// Probability of no purchase in the horizon (gone, or alive and not buying), when known.
+    pub probability_no_purchase: Option<f64>,
     /// (1 − P(alive)) × total spend, minor units: the value of the relationship at risk.
     pub value_at_risk: f64,
+}
+
+/// How many purchases customers make in the horizon, by the purchase model behind the predictions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PurchaseCounts {
+    /// The model (`bg_nbd`, `mbg_nbd` or `pareto_nbd`).
+    pub model: String,
+    /// Horizon in months.
+    pub horizon_months: u32,
+    /// The same in the report's time unit.
+    pub horizon: f64,
+    /// P(X(t) = n) for a newly acquired customer, n = 0, 1, ..., 4; the last entry is 5 or more.
+    pub new_customer: Vec<f64>,
+    /// Customers expected to make no purchase in the horizon (the sum of their probabilities).
+    pub customers_none: f64,
+    /// Customers expected to make exactly one purchase.
+    pub customers_one: f64,
+    /// Customers expected to make two or more.
+    pub customers_two_or_more: f64,
 }
 
 /// Per-customer figures (not serialised into the JSON report; see [`write_customers_csv`]).
@@ -226,6 +248,8 @@ pub struct CustomerTable {
     pub probability_alive: Vec<Option<f64>>,
     /// Expected purchases over the horizon.
     pub expected_purchases: Vec<Option<f64>>,
+    /// P(no purchase), P(one purchase), P(two or more) over the horizon.
+    pub purchase_probabilities: Vec<Option<[f64; 3]>>,
     /// Expected average transaction value, minor units.
     pub expected_value: Vec<Option<f64>>,
     /// CLV over the horizon, minor units.
@@ -285,6 +309,8 @@ pub struct Report {
     pub tracking: Option<Vec<TrackingPoint>>,
     /// Churn propensity (with a calibration end).
     pub churn: Option<ChurnModel>,
+    /// Purchases in the horizon: how likely 0, 1, 2+ are (per customer in the customers CSV).
+    pub purchase_counts: Option<PurchaseCounts>,
     /// Customers with the most value at risk.
     pub at_risk: Vec<AtRiskCustomer>,
     /// Warnings and reasons for missing figures.
@@ -465,6 +491,7 @@ pub fn analyze(log: &TransactionLog, options: &AnalyzeOptions, as_of: NaiveDate)
         last_purchase: summaries.last_day.iter().map(|&d| date_of_day_number(d)).collect(),
         probability_alive: vec![None; n],
         expected_purchases: vec![None; n],
+        purchase_probabilities: vec![None; n],
         expected_value: vec![None; n],
         clv: vec![None; n],
         recency_score: rfm_table.recency_score,
@@ -479,24 +506,10 @@ pub fn analyze(log: &TransactionLog, options: &AnalyzeOptions, as_of: NaiveDate)
     table.overdue = gaps.overdue;
 
     let horizon = options.horizon_months as f64 * periods_per_month(unit);
-    if let Some(model) = purchase_model {
-        match expected_purchases_bulk(model, horizon, &summaries.frequency, &summaries.recency, &summaries.age) {
-            Ok((expected, alive)) => {
-                table.expected_purchases = expected.into_iter().map(Some).collect();
-                table.probability_alive = alive.into_iter().map(Some).collect();
-            }
-            Err(e) => {
-                notes.push(format!("{}: per-customer predictions: {e}", model.name()));
-                // P(alive) does not need the horizon part that may have failed; keep it per customer.
-                table.probability_alive = (0..n)
-                    .map(|i| {
-                        let (x, t_x, age) = (summaries.frequency[i] as f64, summaries.recency[i], summaries.age[i]);
-                        model.probability_alive(x, t_x, age).ok().filter(|p| p.is_finite())
-                    })
-                    .collect();
-            }
-        }
-    }
+    let purchase_counts = purchase_model.and_then(|model| {
+        let history = History { frequency: &summaries.frequency, recency: &summaries.recency, age: &summaries.age };
+        per_customer_predictions(model, horizon, options.horizon_months, history, &mut table, &mut notes)
+    });
     let mut clv_report = None;
     if let Some(gg) = &fits.gamma_gamma {
         let mut undefined = 0u64;
@@ -598,6 +611,7 @@ pub fn analyze(log: &TransactionLog, options: &AnalyzeOptions, as_of: NaiveDate)
             total_spend: summaries.total_spend[i],
             days_since_last_purchase: end_day - summaries.last_day[i],
             probability_alive: table.probability_alive[i].unwrap_or(1.0),
+            probability_no_purchase: table.purchase_probabilities[i].map(|p| p[0]),
             value_at_risk: value,
         })
         .collect();
@@ -619,6 +633,7 @@ pub fn analyze(log: &TransactionLog, options: &AnalyzeOptions, as_of: NaiveDate)
         cohorts,
         rfm: RfmReport { segments: rfm_table.segments, grid: rfm_table.grid, map: options.segment_map.clone() },
         clv: clv_report,
+        purchase_counts,
         frequency_histogram: histogram,
         holdout,
         tracking,
@@ -637,6 +652,70 @@ fn optional(value: Option<f64>) -> String {
     value.map(|v| format!("{v:.6}")).unwrap_or_default()
 }
 
+/// The customers' histories the predictions start from.
+#[derive(Clone, Copy)]
+struct History<'a> {
+    frequency: &'a [u32],
+    recency: &'a [f64],
+    age: &'a [f64],
+}
+
+/// P(alive), expected purchases and the probabilities of 0, 1, 2+ purchases in the horizon, per
+/// customer, into `table`. A figure that cannot be computed is noted and left out; the others stay:
+/// P(alive) does not need the horizon part of the expectations, so it is kept when they fail.
+fn per_customer_predictions(
+    model: &dyn PurchaseModel,
+    horizon: f64,
+    horizon_months: u32,
+    history: History<'_>,
+    table: &mut CustomerTable,
+    notes: &mut Vec<String>,
+) -> Option<PurchaseCounts> {
+    let History { frequency, recency, age } = history;
+    match expected_purchases_bulk(model, horizon, frequency, recency, age) {
+        Ok((expected, alive)) => {
+            table.expected_purchases = expected.into_iter().map(Some).collect();
+            table.probability_alive = alive.into_iter().map(Some).collect();
+        }
+        Err(e) => {
+            notes.push(format!("{}: per-customer predictions: {e}", model.name()));
+            table.probability_alive = (0..frequency.len())
+                .map(|i| {
+                    model.probability_alive(frequency[i] as f64, recency[i], age[i]).ok().filter(|p| p.is_finite())
+                })
+                .collect();
+        }
+    }
+    let counts = purchase_probabilities_bulk(model, horizon, frequency, age, &table.probability_alive).and_then(
+        |probabilities| {
+            let mut new_customer =
+                (0..5).map(|k| model.probability_of_purchases(k, horizon)).collect::<Result<Vec<_>>>()?;
+            new_customer.push((1.0 - new_customer.iter().sum::<f64>()).max(0.0));
+            Ok((probabilities, new_customer))
+        },
+    );
+    match counts {
+        Ok((probabilities, new_customer)) => {
+            let sum = |k: usize| probabilities.iter().flatten().map(|p| p[k]).sum::<f64>();
+            let counts = PurchaseCounts {
+                model: model.name().into(),
+                horizon_months,
+                horizon,
+                new_customer,
+                customers_none: sum(0),
+                customers_one: sum(1),
+                customers_two_or_more: sum(2),
+            };
+            table.purchase_probabilities = probabilities;
+            Some(counts)
+        }
+        Err(e) => {
+            notes.push(format!("{}: probabilities of purchase counts: {e}", model.name()));
+            None
+        }
+    }
+}
+
 /// Writes every per-customer figure of the report as CSV (header line first; empty cells where a
 /// figure is undefined).
 pub fn write_customers_csv<W: Write>(report: &Report, mut out: W) -> std::io::Result<()> {
@@ -644,12 +723,14 @@ pub fn write_customers_csv<W: Write>(report: &Report, mut out: W) -> std::io::Re
     writeln!(
         out,
         "customer,frequency,recency,age,monetary_value_minor,total_spend_minor,first_purchase,last_purchase,\
-probability_alive,expected_purchases,expected_value_minor,clv_minor,r,f,m,segment,median_gap_days,p90_gap_days,overdue"
+probability_alive,expected_purchases,p_no_purchase,p_one_purchase,p_two_or_more_purchases,expected_value_minor,\
+clv_minor,r,f,m,segment,median_gap_days,p90_gap_days,overdue"
     )?;
     for i in 0..t.key.len() {
+        let probability = |k: usize| optional(t.purchase_probabilities.get(i).copied().flatten().map(|p| p[k]));
         writeln!(
             out,
-            "{},{},{:.6},{:.6},{:.2},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{:.6},{:.6},{:.2},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             csv_field(&t.key[i].to_string()),
             t.frequency[i],
             t.recency[i],
@@ -660,6 +741,9 @@ probability_alive,expected_purchases,expected_value_minor,clv_minor,r,f,m,segmen
             t.last_purchase[i],
             optional(t.probability_alive[i]),
             optional(t.expected_purchases[i]),
+            probability(0),
+            probability(1),
+            probability(2),
             optional(t.expected_value[i]),
             optional(t.clv[i]),
             t.recency_score[i],
@@ -672,4 +756,59 @@ probability_alive,expected_purchases,expected_value_minor,clv_minor,r,f,m,segmen
         )?;
     }
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A model whose P(alive) works and whose expectations fail, as a model near a singular point can.
+    struct NoHorizon;
+
+    impl PurchaseModel for NoHorizon {
+        fn name(&self) -> &'static str {
+            "stub"
+        }
+        fn probability_alive(&self, x: f64, _t_x: f64, _age: f64) -> Result<f64> {
+            Ok(1.0 / (1.0 + x))
+        }
+        fn horizon_factor(&self, _t: f64, _x: f64, _age: f64) -> Result<f64> {
+            Err(AnalyticsError::Numerical { what: "stub expected purchases", detail: "no horizon".into() })
+        }
+        fn history_factor(&self, x: f64, t_x: f64, age: f64) -> Result<f64> {
+            self.probability_alive(x, t_x, age)
+        }
+        fn expected_purchases_population(&self, _t: f64) -> Result<f64> {
+            Ok(1.0)
+        }
+        fn alive_probability_of_purchases(&self, n: u32, _t: f64, _x: f64, _age: f64) -> Result<f64> {
+            Ok(if n == 0 { 0.5 } else { 0.25 })
+        }
+    }
+
+    #[test]
+    fn probability_alive_is_kept_when_expectations_fail() {
+        let (frequency, recency, age) = (vec![0, 1, 3], vec![0.0, 2.0, 5.0], vec![10.0, 10.0, 10.0]);
+        let mut table = CustomerTable {
+            probability_alive: vec![None; 3],
+            expected_purchases: vec![None; 3],
+            purchase_probabilities: vec![None; 3],
+            ..Default::default()
+        };
+        let mut notes = Vec::new();
+        let history = History { frequency: &frequency, recency: &recency, age: &age };
+        let counts = per_customer_predictions(&NoHorizon, 52.0, 12, history, &mut table, &mut notes).unwrap();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].starts_with("stub: per-customer predictions:") && notes[0].contains("no horizon"),
+            "{notes:?}"
+        );
+        assert_eq!(table.expected_purchases, vec![None, None, None]);
+        assert_eq!(table.probability_alive, vec![Some(1.0), Some(0.5), Some(0.25)]);
+        // The purchase-count probabilities need P(alive) only: there for every customer.
+        let none: Vec<f64> = table.purchase_probabilities.iter().map(|p| p.unwrap()[0]).collect();
+        assert_eq!(none, vec![0.5, 0.75, 0.875]);
+        assert!((counts.customers_none - 2.125).abs() < 1e-12);
+        assert!(table.purchase_probabilities.iter().all(|p| (p.unwrap().iter().sum::<f64>() - 1.0).abs() < 1e-12));
+    }
 }

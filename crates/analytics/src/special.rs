@@ -91,12 +91,21 @@ pub fn ln_hyp2f1_with_gradient(a: f64, b: f64, c: f64, z: f64) -> Result<(f64, [
 
 /// ln 2F1(a, b; c; z); see [`ln_hyp2f1_with_gradient`]. An error if 2F1 is not positive.
 pub fn ln_hyp2f1(a: f64, b: f64, c: f64, z: f64) -> Result<f64> {
+    if c > 0.0 {
+        check_arguments(a, b, c, z)?;
+        return positive::<false>(a, b, c, z).map(|(v, _)| v);
+    }
     ln_hyp2f1_with_gradient(a, b, c, z).map(|(v, _)| v)
 }
 
 /// (ln |2F1(a, b; c; z)|, sign of 2F1) for a, b > 0, c > 0 or c < 0 not an integer, 0 <= z < 1.
 /// The sign is +1 or −1; a value of exactly zero is returned as (−∞, 0).
 pub fn ln_abs_hyp2f1_with_sign(a: f64, b: f64, c: f64, z: f64) -> Result<(f64, f64)> {
+    if c > 0.0 {
+        // The same value as below, without the gradient's work.
+        check_arguments(a, b, c, z)?;
+        return Ok((positive::<false>(a, b, c, z)?.0, 1.0));
+    }
     match signed(a, b, c, z)? {
         Signed::Positive(value, _) => Ok((value, 1.0)),
         Signed::Scaled(f, _) if f.v == 0.0 => Ok((f64::NEG_INFINITY, 0.0)),
@@ -133,7 +142,7 @@ enum Signed {
     Scaled(Dual, f64),
 }
 
-fn signed(a: f64, b: f64, c: f64, z: f64) -> Result<Signed> {
+fn check_arguments(a: f64, b: f64, c: f64, z: f64) -> Result<()> {
     let finite = a.is_finite() && b.is_finite() && c.is_finite() && z.is_finite();
     let c_ok = c > 0.0 || (c < 0.0 && c.fract() != 0.0);
     if !finite || a <= 0.0 || b <= 0.0 || !c_ok || !(0.0..1.0).contains(&z) {
@@ -144,8 +153,13 @@ fn signed(a: f64, b: f64, c: f64, z: f64) -> Result<Signed> {
             ),
         });
     }
+    Ok(())
+}
+
+fn signed(a: f64, b: f64, c: f64, z: f64) -> Result<Signed> {
+    check_arguments(a, b, c, z)?;
     if c > 0.0 {
-        let (value, gradient) = positive(a, b, c, z)?;
+        let (value, gradient) = positive::<true>(a, b, c, z)?;
         return Ok(Signed::Positive(value, gradient));
     }
     if z == 0.0 {
@@ -166,8 +180,8 @@ fn signed(a: f64, b: f64, c: f64, z: f64) -> Result<Signed> {
             detail: format!("c too close to a non-positive integer: a={a}, b={b}, c={c}, z={z}"),
         });
     }
-    let (l_low, g_low) = positive(a, b, top, z)?;
-    let (l_high, g_high) = positive(a, b, top + 1.0, z)?;
+    let (l_low, g_low) = positive::<true>(a, b, top, z)?;
+    let (l_high, g_high) = positive::<true>(a, b, top + 1.0, z)?;
     let mut scale = l_low.max(l_high);
     // F = e^scale · f with f's derivatives d f = f · d ln F.
     let scaled = |l: f64, g: [f64; 4]| {
@@ -206,8 +220,9 @@ fn signed(a: f64, b: f64, c: f64, z: f64) -> Result<Signed> {
     Ok(Signed::Scaled(f_c, scale))
 }
 
-/// ln 2F1 and its gradient for a, b, c > 0 and 0 <= z < 1 (arguments already checked).
-fn positive(a: f64, b: f64, c: f64, z: f64) -> Result<(f64, [f64; 4])> {
+/// ln 2F1 and its gradient for a, b, c > 0 and 0 <= z < 1 (arguments already checked); without
+/// `GRADIENT` the gradient of the series is not formed (the value is the same, bit for bit).
+fn positive<const GRADIENT: bool>(a: f64, b: f64, c: f64, z: f64) -> Result<(f64, [f64; 4])> {
     if z == 0.0 {
         return Ok((0.0, [0.0, 0.0, 0.0, a * b / c]));
     }
@@ -225,16 +240,82 @@ fn positive(a: f64, b: f64, c: f64, z: f64) -> Result<(f64, [f64; 4])> {
         // Euler's transformation 2F1(a, b; c; z) = (1 − z)^(c−a−b) 2F1(c − a, c − b; c; z): its series
         // has positive terms that fall faster (the Pareto/NBD case c = a + 1 with b > 1).
         let (a2, b2) = (c - a, c - b);
-        let (g, d) = series(a2, b2, c, z)?;
+        let (g, d) = series::<GRADIENT>(a2, b2, c, z)?;
         let ln_1mz = (-z).ln_1p();
         let value = (c - a - b) * ln_1mz + g;
         let gradient = [-ln_1mz - d[0], -ln_1mz - d[1], ln_1mz + d[0] + d[1] + d[2], -(c - a - b) / (1.0 - z) + d[3]];
         return Ok((value, gradient));
     }
-    series(a, b, c, z)
+    series::<GRADIENT>(a, b, c, z)
 }
 
-fn series(a: f64, b: f64, c: f64, z: f64) -> Result<(f64, [f64; 4])> {
+/// ln 2F1(a, b; c; z) for several z with the same a, b, c > 0, each 0 < z <= 0.98: the same values,
+/// bit for bit, as [`ln_abs_hyp2f1_with_sign`] gives one at a time, with the parameter part of each
+/// term shared. `None` when some z is outside that range (evaluate those one at a time).
+pub fn ln_hyp2f1_many(a: f64, b: f64, c: f64, zs: &[f64]) -> Option<Result<Vec<f64>>> {
+    if c.is_nan() || c <= 0.0 || zs.iter().any(|&z| !(z > 0.0 && z <= 0.98)) {
+        return None;
+    }
+    if let Err(e) = zs.iter().try_for_each(|&z| check_arguments(a, b, c, z)) {
+        return Some(Err(e));
+    }
+    if a + b > c && c > a && c > b {
+        // Euler's transformation, as in `positive`.
+        let (a2, b2) = (c - a, c - b);
+        return Some(
+            series_many(a2, b2, c, zs)
+                .map(|values| values.into_iter().zip(zs).map(|(g, &z)| (c - a - b) * (-z).ln_1p() + g).collect()),
+        );
+    }
+    Some(series_many(a, b, c, zs))
+}
+
+/// [`series`] without the gradient for several z at once (the same operations for each z).
+fn series_many(a: f64, b: f64, c: f64, zs: &[f64]) -> Result<Vec<f64>> {
+    const MAX_TERMS: usize = 5_000_000;
+    const RESCALE: f64 = 1e200;
+    let k = zs.len();
+    let mut term = vec![1.0f64; k];
+    let mut sum = vec![1.0f64; k];
+    let mut log_scale = vec![0.0f64; k];
+    let mut done = vec![false; k];
+    let mut left = k;
+    let mut n = 0usize;
+    while left > 0 {
+        let nf = n as f64;
+        let part = (a + nf) * (b + nf) / ((c + nf) * (nf + 1.0));
+        let next_part = (a + nf + 1.0) * (b + nf + 1.0) / ((c + nf + 1.0) * (nf + 2.0));
+        n += 1;
+        for j in 0..k {
+            if done[j] {
+                continue;
+            }
+            let z = zs[j];
+            term[j] *= part * z;
+            sum[j] += term[j];
+            let bound = (next_part * z).max(z);
+            if bound < 1.0 && term[j] * bound / (1.0 - bound) <= 1e-17 * sum[j] {
+                done[j] = true;
+                left -= 1;
+                continue;
+            }
+            if sum[j] > RESCALE {
+                term[j] /= RESCALE;
+                sum[j] /= RESCALE;
+                log_scale[j] += RESCALE.ln();
+            }
+        }
+        if left > 0 && n > MAX_TERMS {
+            return Err(AnalyticsError::Numerical {
+                what: "hyp2f1",
+                detail: format!("series did not converge in {MAX_TERMS} terms: a={a}, b={b}, c={c}, z={zs:?}"),
+            });
+        }
+    }
+    Ok(sum.iter().zip(&log_scale).map(|(s, l)| s.ln() + l).collect())
+}
+
+fn series<const GRADIENT: bool>(a: f64, b: f64, c: f64, z: f64) -> Result<(f64, [f64; 4])> {
     const MAX_TERMS: usize = 5_000_000;
     const RESCALE: f64 = 1e200;
     let mut term = 1.0;
@@ -246,15 +327,17 @@ fn series(a: f64, b: f64, c: f64, z: f64) -> Result<(f64, [f64; 4])> {
     loop {
         let nf = n as f64;
         let ratio = (a + nf) * (b + nf) / ((c + nf) * (nf + 1.0)) * z;
-        ca += 1.0 / (a + nf);
-        cb += 1.0 / (b + nf);
-        cc += 1.0 / (c + nf);
         term *= ratio;
         sum += term;
-        sa += term * ca;
-        sb += term * cb;
-        sc += term * cc;
-        sz += term * (nf + 1.0);
+        if GRADIENT {
+            ca += 1.0 / (a + nf);
+            cb += 1.0 / (b + nf);
+            cc += 1.0 / (c + nf);
+            sa += term * ca;
+            sb += term * cb;
+            sc += term * cc;
+            sz += term * (nf + 1.0);
+        }
         n += 1;
         let next = (a + nf + 1.0) * (b + nf + 1.0) / ((c + nf + 1.0) * (nf + 2.0)) * z;
         let bound = next.max(z);
@@ -555,6 +638,23 @@ pub fn log_sub_exp<T: Real>(a: T, b: T) -> T {
 #[allow(clippy::excessive_precision)] // reference values keep the digits mpmath printed
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_at_once_are_the_values_one_at_a_time() {
+        let zs = [0.01, 0.2, 0.5, 0.77, 0.9, 0.98];
+        for (a, b, c) in
+            [(0.5, 1.5, 2.5), (1.5, 2.0, 2.5), (3.2, 2.9, 3.0), (300.2, 301.5, 300.9), (1.2, 0.4, 5.5), (7.5, 8.1, 6.0)]
+        {
+            let many = ln_hyp2f1_many(a, b, c, &zs).unwrap().unwrap();
+            for (z, value) in zs.iter().zip(many) {
+                let (one, sign) = ln_abs_hyp2f1_with_sign(a, b, c, *z).unwrap();
+                assert_eq!(sign, 1.0);
+                assert_eq!(value.to_bits(), one.to_bits(), "a={a} b={b} c={c} z={z}");
+            }
+        }
+        assert!(ln_hyp2f1_many(1.0, 1.0, 2.0, &[0.5, 0.99]).is_none());
+        assert!(ln_hyp2f1_many(1.0, 1.0, -0.5, &[0.5]).is_none());
+    }
 
     /// ln Γ(x) and ψ(x), reference values from Python mpmath 1.3.0 at 40 digits
     /// (`mp.loggamma(x)`, `mp.digamma(x)`).

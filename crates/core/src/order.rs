@@ -81,6 +81,12 @@ impl OrderLine {
         unit_price_minor: i64,
         discount_minor: i64,
     ) -> Result<Self, FieldError> {
+        Self::check_amounts(quantity, unit_price_minor, discount_minor)?;
+        Ok(OrderLine { sku, name, quantity, unit_price_minor, discount_minor })
+    }
+
+    /// The checks of [`OrderLine::new`] on the amounts; the line's net amount when they pass.
+    pub fn check_amounts(quantity: Quantity, unit_price_minor: i64, discount_minor: i64) -> Result<i64, FieldError> {
         if !(0..=MAX_AMOUNT_MINOR).contains(&unit_price_minor) {
             return Err(FieldError::new("unit_price_minor", "must be between 0 and 10^12"));
         }
@@ -94,7 +100,7 @@ impl OrderLine {
         if discount_minor > gross {
             return Err(FieldError::new("discount_minor", "must not exceed quantity times unit price"));
         }
-        Ok(OrderLine { sku, name, quantity, unit_price_minor, discount_minor })
+        Ok(gross - discount_minor)
     }
 
     /// What the customer paid for this line.
@@ -105,10 +111,16 @@ impl OrderLine {
     /// What `quantity` returned items of this line are worth, the discount shared pro rata, rounded down
     /// so that refunds of a line in several steps never add up to more than was paid.
     pub fn refund_minor(&self, quantity: u32) -> i64 {
-        let q = i64::from(self.quantity.get());
-        let returned = i64::from(quantity.min(self.quantity.get()));
-        if returned == q { self.net_minor() } else { (self.net_minor() as i128 * returned as i128 / q as i128) as i64 }
+        refund_share(self.net_minor(), self.quantity.get(), quantity)
     }
+}
+
+/// What `returned` of the `quantity` items of a line worth `net_minor` are worth: the whole net amount
+/// when all are returned, else their share of it rounded down ([`OrderLine::refund_minor`]).
+pub fn refund_share(net_minor: i64, quantity: u32, returned: u32) -> i64 {
+    let q = i64::from(quantity);
+    let returned = i64::from(returned.min(quantity));
+    if returned == q { net_minor } else { (net_minor as i128 * returned as i128 / q as i128) as i64 }
 }
 
 /// Who an order belongs to: our id, or the id the customer has in the system that sent the order.

@@ -52,6 +52,14 @@ const SHAPES: &str = "expected YYYY-MM-DD, YYYY-MM-DD HH:MM:SS with an optional 
 impl TimestampParser {
     /// Parses one value; the error message says what is wrong with it (the caller adds the column name).
     pub fn parse(&self, raw: &str) -> Result<DateTime<Utc>, String> {
+        match utc_seconds(raw.as_bytes()) {
+            Some(at) => Ok(at),
+            None => self.parse_any(raw),
+        }
+    }
+
+    /// Every shape; [`TimestampParser::parse`] tries the most common one first.
+    fn parse_any(&self, raw: &str) -> Result<DateTime<Utc>, String> {
         let s = raw.trim();
         let b = s.as_bytes();
         let unknown = || format!("{s:?} is not a date: {SHAPES}");
@@ -171,6 +179,26 @@ impl TimestampParser {
     }
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` exactly (what the generic writer and most APIs write), when it is a date and time
+/// that exist; `None` for anything else, which [`TimestampParser::parse_any`] then reads (or refuses) the
+/// same way it reads every other shape.
+fn utc_seconds(b: &[u8]) -> Option<DateTime<Utc>> {
+    let b: &[u8; 20] = b.try_into().ok()?;
+    let shape = b[4] == b'-'
+        && b[7] == b'-'
+        && matches!(b[10], b'T' | b't' | b' ')
+        && b[13] == b':'
+        && b[16] == b':'
+        && matches!(b[19], b'Z' | b'z');
+    let at_digits = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+    if !shape || !at_digits.iter().all(|&i| b[i].is_ascii_digit()) {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(num(&b[0..4]) as i32, num(&b[5..7]), num(&b[8..10]))?;
+    let time = NaiveTime::from_hms_opt(num(&b[11..13]), num(&b[14..16]), num(&b[17..19]))?;
+    Some(date.and_time(time).and_utc())
+}
+
 /// Finds evidence of the order of `a/b/YYYY` dates in sampled values: `Some(DayFirst)` when some first
 /// number is above 12 and no second number is, `Some(MonthFirst)` for the reverse, `None` when undecided.
 pub fn sniff_slash_order<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<SlashDateOrder> {
@@ -235,6 +263,44 @@ mod tests {
         assert_eq!(p.parse("2025-05-11"), Ok(utc("2025-05-11T00:00:00Z")));
         let us = TimestampParser { slash_order: SlashDateOrder::MonthFirst, ..p };
         assert_eq!(us.parse("05/11/2025 12:30"), Ok(noon));
+    }
+
+    #[test]
+    fn the_common_shape_reads_as_every_shape_does() {
+        let p = TimestampParser { time_zone: chrono_tz::Europe::Berlin, ..TimestampParser::default() };
+        let mut values: Vec<String> = [
+            "2025-05-11T12:30:00Z",
+            "2025-05-11t12:30:00z",
+            "2025-05-11 12:30:00Z",
+            "2024-02-29T23:59:59Z",
+            "2023-02-29T10:00:00Z",
+            "2025-05-11T24:00:00Z",
+            "2025-05-11T12:60:00Z",
+            "2025-05-11T12:30:60Z",
+            "2025-13-11T12:30:00Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "2025-05-11T12:30:00+",
+            "2025-05-11X12:30:00Z",
+            "2025-05-1a12:30:00Z ",
+            "2025-05-11T12:30:0Z",
+        ]
+        .map(String::from)
+        .to_vec();
+        for (i, c) in "0123456789-T:Zz +.".chars().enumerate() {
+            for at in 0..20 {
+                let mut v: Vec<char> = "2025-05-11T12:30:00Z".chars().collect();
+                v[(at + i) % 20] = c;
+                values.push(v.into_iter().collect());
+            }
+        }
+        for v in &values {
+            if let Some(fast) = utc_seconds(v.as_bytes()) {
+                assert_eq!(Ok(fast), p.parse_any(v), "{v}");
+            }
+            assert_eq!(p.parse(v), p.parse_any(v), "{v}");
+        }
+        assert!(utc_seconds(b"2025-05-11T12:30:00Z").is_some());
     }
 
     #[test]

@@ -26,6 +26,7 @@
 pub mod dates;
 pub mod detect;
 pub mod error;
+pub mod facts;
 pub mod format;
 mod formats;
 pub mod generic;
@@ -35,6 +36,7 @@ mod source;
 pub use dates::{SlashDateOrder, TimestampParser};
 pub use detect::Delimiter;
 pub use error::IngestError;
+pub use facts::{FactsRead, FactsReader, FactsSink, OrderFacts, facts_of};
 pub use format::{ColumnMapping, Format};
 pub use generic::{GENERIC_HEADER, GenericCsvWriter};
 pub use reader::{Detected, OrderReader, ReadOptions, ReadSummary, Rejected};

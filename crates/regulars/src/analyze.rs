@@ -1,38 +1,40 @@
 //! `regulars analyze FILE`: the whole retention analysis of an export file, with no server and no
-//! database. Orders are read with [`regulars_ingest::OrderReader`] (any import format), turned into a
-//! [`regulars_analytics::TransactionLog`] (customer = the customer's external id, time = `placed_at`,
-//! amount = order total less its refunds in minor units, SKUs from the lines), and handed to
-//! [`regulars_analytics::analyze`]. The result is printed as a readable summary and, on request, written
-//! as JSON (`--json`), a per-customer CSV (`--customers`) and a self-contained HTML report (`--report`).
+//! database. Orders are read with [`regulars_ingest::OrderReader`] (any import format), reduced to their
+//! [`regulars_ingest::OrderFacts`] (customer = the customer's external id, time = `placed_at`, amount =
+//! order total less its refunds in minor units, SKUs from the lines), pushed into a
+//! [`regulars_analytics::TransactionLog`] and handed to [`regulars_analytics::analyze`]. The result is
+//! printed as a readable summary and, on request, written as JSON (`--json`), a per-customer CSV
+//! (`--customers`) and a self-contained HTML report (`--report`).
 //!
-//! Large uncompressed files in the generic format are read in parallel: the file is cut into byte ranges
-//! at order boundaries (a line whose `order_id` differs from the line before), one `OrderReader` runs per
-//! range on the rayon pool, and the ranges' records are pushed into the log in file order, so the log is
-//! the same as a sequential read gives. A file containing a double quote anywhere is read sequentially
-//! (a quoted field could hide a line break, and a cut there would split a row).
+//! Uncompressed files in the generic format are read by [`regulars_ingest::FactsReader`]: cut into parts
+//! at order boundaries, parsed in parallel by a parser that reads only what the analysis needs (and
+//! checks what the full reader checks), each part into a log builder of its own; the builders are joined
+//! in file order, so the log is the one a sequential read gives. Parts the fast parser is not certain of
+//! are read by the full reader; files whose lines are not records (a quoted field holding a line break)
+//! are read sequentially.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 use regulars_analytics::log::{CustomerKeyRef, PurchaseTime};
 use regulars_analytics::report::ModelSelection;
 use regulars_analytics::{
-    AnalyzeOptions, LogOptions, Period, Report, TimeUnit, TransactionLog, TransactionLogBuilder, analyze,
-    write_customers_csv,
+    AnalyticsError, AnalyzeOptions, LogOptions, Period, Report, TimeUnit, TransactionLog, TransactionLogBuilder,
+    analyze, write_customers_csv,
 };
-use regulars_core::ImportedOrder;
-use regulars_ingest::{ColumnMapping, Format, OrderReader, ReadOptions, Rejected};
+use regulars_core::Currency;
+use regulars_ingest::{
+    ColumnMapping, FactsReader, FactsSink, Format, OrderFacts, OrderReader, ReadOptions, Rejected, facts_of,
+};
 
 #[derive(Args)]
 pub struct AnalyzeArgs {
@@ -77,6 +79,12 @@ pub struct AnalyzeArgs {
     /// Length of the at-risk list
     #[arg(long, default_value_t = 25)]
     at_risk: usize,
+    /// Read every row with the full import reader, never the analysis-only parser (for checking)
+    #[arg(long, hide = true)]
+    full_reader: bool,
+    /// Size of the parts a generic CSV is cut into for parallel reading (for testing)
+    #[arg(long, hide = true)]
+    part_bytes: Option<u64>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -135,26 +143,6 @@ impl Rejects {
     }
 }
 
-/// What the analysis takes from one order: amount is the total less refunds, never below zero.
-fn amount_of(imported: &ImportedOrder) -> i64 {
-    let order = &imported.order;
-    let total = order.total_minor();
-    if imported.refunds.is_empty() {
-        return total;
-    }
-    let mut returned = vec![0u32; order.lines.len()];
-    for refund in &imported.refunds {
-        for line in &refund.lines {
-            if let Some(q) = returned.get_mut(line.line) {
-                *q = q.saturating_add(line.quantity);
-            }
-        }
-    }
-    let refunded: i64 =
-        order.lines.iter().zip(&returned).map(|(l, &q)| if q > 0 { l.refund_minor(q) } else { 0 }).sum();
-    (total - refunded).max(0)
-}
-
 /// A customer key: a number when the id is one written canonically (no sign, no leading zero), so it
 /// prints back unchanged; text otherwise.
 fn key_of(id: &str) -> CustomerKeyRef<'_> {
@@ -168,77 +156,38 @@ fn key_of(id: &str) -> CustomerKeyRef<'_> {
     }
 }
 
-/// Records of a part of the file, kept flat until they are pushed in file order.
-#[derive(Default)]
-struct Batch {
-    keys: String,
-    key_end: Vec<u32>,
-    times: Vec<PurchaseTime>,
-    amounts: Vec<i64>,
-    skus: String,
-    sku_end: Vec<u32>,
-    /// Per record: end index into `sku_end`.
-    record_sku_end: Vec<u32>,
-    currencies: BTreeMap<String, u64>,
+/// Pushes the facts of orders into a log builder (one per part of the file when read in parallel).
+struct LogSink {
+    builder: TransactionLogBuilder,
+    currencies: Vec<(Currency, u64)>,
+    error: Option<AnalyticsError>,
 }
 
-impl Batch {
-    fn add(&mut self, imported: &ImportedOrder) {
-        let id = imported.customer.external_id.as_ref().map_or("", |id| id.as_str());
-        self.keys.push_str(id);
-        self.key_end.push(self.keys.len() as u32);
-        self.times.push(PurchaseTime::from(imported.order.placed_at.naive_utc()));
-        self.amounts.push(amount_of(imported));
-        for line in &imported.order.lines {
-            self.skus.push_str(line.sku.as_str());
-            self.sku_end.push(self.skus.len() as u32);
-        }
-        self.record_sku_end.push(self.sku_end.len() as u32);
-        count_currency(&mut self.currencies, imported);
-    }
-
-    fn push_into(&self, builder: &mut TransactionLogBuilder) -> Result<()> {
-        let mut key_start = 0usize;
-        let mut sku_index = 0usize;
-        let mut sku_start = 0usize;
-        let mut skus: Vec<&str> = Vec::new();
-        for i in 0..self.times.len() {
-            let key_end = self.key_end[i] as usize;
-            skus.clear();
-            while sku_index < self.record_sku_end[i] as usize {
-                let end = self.sku_end[sku_index] as usize;
-                skus.push(&self.skus[sku_start..end]);
-                sku_start = end;
-                sku_index += 1;
-            }
-            builder.push_with_skus(key_of(&self.keys[key_start..key_end]), self.times[i], self.amounts[i], &skus)?;
-            key_start = key_end;
-        }
-        Ok(())
+impl LogSink {
+    fn new(options: LogOptions) -> Self {
+        LogSink { builder: TransactionLogBuilder::new(options), currencies: Vec::new(), error: None }
     }
 }
 
-fn count_currency(currencies: &mut BTreeMap<String, u64>, imported: &ImportedOrder) {
-    let code = imported.order.currency.to_string();
-    match currencies.get_mut(&code) {
-        Some(n) => *n += 1,
-        None => {
-            currencies.insert(code, 1);
+impl FactsSink for LogSink {
+    fn part(&mut self, bytes: u64) {
+        // Room for orders of about 200 bytes with lines of about 120 (the demo shop's are 260 and 146).
+        self.builder.reserve((bytes / 200) as usize, (bytes / 120) as usize);
+    }
+
+    fn order(&mut self, facts: &OrderFacts<'_>) {
+        if self.error.is_some() {
+            return;
+        }
+        let at = PurchaseTime::from(facts.placed_at);
+        if let Err(error) = self.builder.push_with_skus(key_of(facts.customer), at, facts.net_minor, facts.skus) {
+            self.error = Some(error);
+        }
+        match self.currencies.iter_mut().find(|(c, _)| *c == facts.currency) {
+            Some((_, n)) => *n += 1,
+            None => self.currencies.push((facts.currency, 1)),
         }
     }
-}
-
-fn push_order(builder: &mut TransactionLogBuilder, imported: &ImportedOrder, skus: &mut Vec<String>) -> Result<()> {
-    skus.clear();
-    skus.extend(imported.order.lines.iter().map(|l| l.sku.as_str().to_owned()));
-    let id = imported.customer.external_id.as_ref().map_or("", |id| id.as_str());
-    builder.push_with_skus(
-        key_of(id),
-        PurchaseTime::from(imported.order.placed_at.naive_utc()),
-        amount_of(imported),
-        skus,
-    )?;
-    Ok(())
 }
 
 /// What loading the file produced.
@@ -250,7 +199,28 @@ struct Loaded {
     rejects: Rejects,
     detected: String,
     currencies: BTreeMap<String, u64>,
-    parallel_parts: usize,
+    /// Parts read in parallel, and how many of them by the full reader.
+    parallel_parts: Option<(usize, usize)>,
+}
+
+impl Loaded {
+    /// The log and currency counts of the sinks, joined in order.
+    fn join(sinks: Vec<LogSink>, options: LogOptions) -> Result<(TransactionLog, BTreeMap<String, u64>)> {
+        let mut currencies: BTreeMap<String, u64> = BTreeMap::new();
+        let mut builders = Vec::with_capacity(sinks.len());
+        for sink in sinks {
+            if let Some(error) = sink.error {
+                return Err(error.into());
+            }
+            for (currency, n) in sink.currencies {
+                *currencies.entry(currency.to_string()).or_default() += n;
+            }
+            builders.push(sink.builder);
+        }
+        let builder = TransactionLogBuilder::join(options, builders)?;
+        let log = builder.build();
+        Ok((log, currencies))
+    }
 }
 
 fn progress_bar(total: Option<u64>) -> ProgressBar {
@@ -275,23 +245,18 @@ fn read_options(args: &AnalyzeArgs) -> ReadOptions {
     ReadOptions { format, ..ReadOptions::default() }
 }
 
-/// Reads the whole file with one reader, pushing orders into the builder as they come.
+/// Reads the whole file with one reader, pushing orders into the log as they come.
 fn load_sequential(path: &Path, options: &ReadOptions, log_options: LogOptions) -> Result<Loaded> {
     let mut reader = OrderReader::open(path, options).with_context(|| format!("open {}", path.display()))?;
     let detected = reader.detected().to_string();
     let progress = reader.progress();
     let bar = progress_bar(progress.total_bytes());
-    let mut builder = TransactionLogBuilder::new(log_options);
+    let mut sink = LogSink::new(log_options);
     let mut rejects = Rejects::default();
-    let mut currencies = BTreeMap::new();
-    let mut skus = Vec::new();
     let mut n = 0u64;
     for item in &mut reader {
         match item {
-            Ok(order) => {
-                push_order(&mut builder, &order, &mut skus)?;
-                count_currency(&mut currencies, &order);
-            }
+            Ok(order) => facts_of(&order, &mut sink),
             Err(rejected) => rejects.add(rejected),
         }
         n += 1;
@@ -302,326 +267,65 @@ fn load_sequential(path: &Path, options: &ReadOptions, log_options: LogOptions) 
     }
     bar.finish_and_clear();
     let summary = reader.finish().with_context(|| format!("read {}", path.display()))?;
+    let (log, currencies) = Loaded::join(vec![sink], log_options)?;
     Ok(Loaded {
-        log: builder.build(),
+        log,
         rows: summary.rows,
         orders: summary.orders,
         skipped: summary.skipped,
         rejects,
         detected,
         currencies,
-        parallel_parts: 1,
+        parallel_parts: None,
     })
 }
 
-/// Reads `file[start..end]` with the header line in front, counting bytes, line breaks and double quotes.
-struct RangeReader {
-    header: Vec<u8>,
-    header_pos: usize,
-    file: Arc<File>,
-    pos: u64,
-    end: u64,
-    read_total: Arc<AtomicU64>,
-}
-
-impl Read for RangeReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.header_pos < self.header.len() {
-            let n = (self.header.len() - self.header_pos).min(buf.len());
-            buf[..n].copy_from_slice(&self.header[self.header_pos..self.header_pos + n]);
-            self.header_pos += n;
-            return Ok(n);
-        }
-        let want = ((self.end - self.pos) as usize).min(buf.len());
-        if want == 0 {
-            return Ok(0);
-        }
-        let n = self.file.read_at(&mut buf[..want], self.pos)?;
-        self.pos += n as u64;
-        self.read_total.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
-/// The `order_id` of a generic CSV line, unquoted (lines passed [`line_is_simple`]; a quoted id holding a
-/// comma is compared by its part up to the comma, which can only move a cut, never split an order).
-fn order_id_field(line: &[u8], column: usize) -> Vec<u8> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let raw = line.split(|&b| b == b',').nth(column).unwrap_or(b"");
-    match raw.strip_prefix(b"\"") {
-        Some(inner) => {
-            let inner = inner.strip_suffix(b"\"").unwrap_or(inner);
-            String::from_utf8_lossy(inner).replace("\"\"", "\"").into_bytes()
-        }
-        None => raw.to_vec(),
-    }
-}
-
-/// Whether a line is whole CSV records on its own: every double quote opens a field, closes it, or is
-/// doubled inside it, and the line does not end inside a quoted field.
-fn line_is_simple(line: &[u8]) -> bool {
-    if !line.contains(&b'"') {
-        return true;
-    }
-    let mut i = 0;
-    let n = line.len();
-    loop {
-        // At the start of a field.
-        if i < n && line[i] == b'"' {
-            i += 1;
-            loop {
-                match line[i..].iter().position(|&b| b == b'"') {
-                    None => return false, // the line ends inside quotes
-                    Some(q) => {
-                        i += q + 1;
-                        if i < n && line[i] == b'"' {
-                            i += 1; // a doubled quote
-                        } else {
-                            break;
-                        }
-                    }
-                }
-            }
-            // After the closing quote: the end of the field.
-            match line.get(i) {
-                None | Some(b'\r') if i + 1 >= n => return true,
-                Some(b',') => i += 1,
-                _ => return false,
-            }
-        } else {
-            match line[i..].iter().position(|&b| b == b',' || b == b'"') {
-                None => return true,
-                Some(p) if line[i + p] == b',' => i += p + 1,
-                Some(_) => return false, // a quote inside an unquoted field
-            }
-        }
-    }
-}
-
-/// The first order boundary at or after `from`: the start of a non-empty line whose order id differs from
-/// the line before it. `None` when the file ends first.
-fn boundary_after(file: &File, from: u64, size: u64, column: usize) -> std::io::Result<Option<u64>> {
-    let mut window = vec![0u8; 1 << 20];
-    let mut offset = from;
-    let mut carry: Vec<u8> = Vec::new();
-    let mut carry_start = from;
-    let mut skipped_partial = false;
-    let mut first_key: Option<Vec<u8>> = None;
-    while offset < size {
-        let n = file.read_at(&mut window, offset)?;
-        if n == 0 {
-            break;
-        }
-        carry.extend_from_slice(&window[..n]);
-        offset += n as u64;
-        let mut line_start = 0usize;
-        while let Some(nl) = carry[line_start..].iter().position(|&b| b == b'\n') {
-            let line = &carry[line_start..line_start + nl];
-            let absolute = carry_start + line_start as u64;
-            line_start += nl + 1;
-            if !skipped_partial {
-                // The (possibly partial) line `from` falls into; a whole line when `from` is a line start.
-                skipped_partial = true;
-                continue;
-            }
-            if line.strip_suffix(b"\r").unwrap_or(line).is_empty() {
-                continue;
-            }
-            let key = order_id_field(line, column);
-            match &first_key {
-                None => first_key = Some(key),
-                Some(k) if *k != key => return Ok(Some(absolute)),
-                Some(_) => {}
-            }
-        }
-        carry.drain(..line_start);
-        carry_start += line_start as u64;
-    }
-    Ok(None)
-}
-
-/// Counts the line breaks of `file[start..end]`; `None` when a line is not whole records.
-fn check_range(file: &File, start: u64, end: u64) -> std::io::Result<Option<u64>> {
-    let mut buf = vec![0u8; 1 << 20];
-    let mut carry: Vec<u8> = Vec::new();
-    let mut pos = start;
-    let mut lines = 0u64;
-    while pos < end {
-        let want = ((end - pos) as usize).min(buf.len());
-        let n = file.read_at(&mut buf[..want], pos)?;
-        if n == 0 {
-            break;
-        }
-        pos += n as u64;
-        let data = &buf[..n];
-        lines += data.iter().filter(|&&b| b == b'\n').count() as u64;
-        if !data.contains(&b'"') && !carry.contains(&b'"') {
-            // No quote: every line is simple. Keep only the unfinished last line.
-            if let Some(last) = data.iter().rposition(|&b| b == b'\n') {
-                carry.clear();
-                carry.extend_from_slice(&data[last + 1..]);
-            } else {
-                carry.extend_from_slice(data);
-            }
-            continue;
-        }
-        carry.extend_from_slice(data);
-        let mut line_start = 0;
-        while let Some(nl) = carry[line_start..].iter().position(|&b| b == b'\n') {
-            if !line_is_simple(&carry[line_start..line_start + nl]) {
-                return Ok(None);
-            }
-            line_start += nl + 1;
-        }
-        carry.drain(..line_start);
-    }
-    Ok(line_is_simple(&carry).then_some(lines))
-}
-
-const PARALLEL_MIN_BYTES: u64 = 32 << 20;
-
-/// Reads a large uncompressed generic CSV in parallel ranges; `None` when the file does not qualify
-/// (compressed, another format, small, a double quote somewhere) and must be read sequentially.
-fn load_parallel(path: &Path, options: &ReadOptions, log_options: LogOptions) -> Result<Option<Loaded>> {
-    let threads = rayon::current_num_threads();
-    if threads < 2 || !matches!(options.format, Format::Auto | Format::Generic) {
-        return Ok(None);
-    }
-    let file = File::open(path).with_context(|| format!("open {}", path.display()))?;
-    let size = file.metadata()?.len();
-    if size < PARALLEL_MIN_BYTES {
-        return Ok(None);
-    }
-    let mut head = vec![0u8; 64 * 1024];
-    let n = file.read_at(&mut head, 0)?;
-    head.truncate(n);
-    if head.starts_with(&[0x1f, 0x8b]) {
-        return Ok(None);
-    }
-    let Some(header_end) = head.iter().position(|&b| b == b'\n') else { return Ok(None) };
-    let header = head[..=header_end].to_vec();
-    // Let the ingest crate decide the format from the header alone.
-    let detected = OrderReader::from_reader(std::io::Cursor::new(head.clone()), options)
-        .with_context(|| format!("open {}", path.display()))?
-        .detected()
-        .clone();
-    if detected.format != Format::Generic
-        || detected.delimiter != regulars_ingest::Delimiter::Comma
-        || header.contains(&b'"')
-    {
-        return Ok(None);
-    }
-    let header_text = String::from_utf8_lossy(&header);
-    let Some(order_column) =
-        header_text.trim_start_matches('\u{feff}').trim_end().split(',').position(|c| c == "order_id")
-    else {
+/// Reads an uncompressed generic CSV with the analysis-only parser of `regulars_ingest::facts`, in
+/// parallel parts; `None` when the file does not qualify and must be read sequentially.
+fn load_parallel(
+    path: &Path,
+    options: &ReadOptions,
+    log_options: LogOptions,
+    part_bytes: Option<u64>,
+) -> Result<Option<Loaded>> {
+    let Some(mut reader) = FactsReader::open(path, options).with_context(|| format!("open {}", path.display()))? else {
         return Ok(None);
     };
-    // Cut points: about two ranges per thread, each moved forward to an order boundary.
-    let parts = (threads * 4) as u64;
-    let body = size - header.len() as u64;
-    let mut cuts = vec![header.len() as u64];
-    for i in 1..parts {
-        let target = header.len() as u64 + body * i / parts;
-        if target <= *cuts.last().expect("one cut") {
-            continue;
-        }
-        match boundary_after(&file, target, size, order_column)? {
-            Some(cut) if cut > *cuts.last().expect("one cut") => cuts.push(cut),
-            Some(_) => {}
-            None => break,
-        }
+    if let Some(bytes) = part_bytes {
+        reader = reader.part_bytes(bytes);
     }
-    cuts.push(size);
-    cuts.dedup();
-    // Every range reads dates the way the start of the file says (a range's own sample might differ).
-    let options = &ReadOptions { slash_date_order: Some(detected.slash_date_order), ..options.clone() };
-    let file = Arc::new(file);
-    let read_total = Arc::new(AtomicU64::new(0));
-    let ranges: Vec<(u64, u64)> = cuts.windows(2).map(|w| (w[0], w[1])).collect();
-    // Every line must be whole records (no line break inside quotes), else the cuts may split a row.
-    // The same pass counts lines, for the line numbers of rejects.
-    let checked: Vec<Option<u64>> =
-        ranges.par_iter().map(|&(start, end)| check_range(&file, start, end)).collect::<std::io::Result<_>>()?;
-    let mut line_offsets = Vec::with_capacity(ranges.len());
-    let mut before = 1u64; // the header line
-    for lines in &checked {
-        let Some(lines) = lines else { return Ok(None) };
-        line_offsets.push(before);
-        before += lines;
-    }
-    let bar = progress_bar(Some(size));
-    type PartResult = Result<(Batch, u64, u64, u64, Rejects)>;
-    let watcher = {
+    let reader = reader.keep_rejects(Rejects::KEEP);
+    let progress = reader.progress();
+    let bar = progress_bar(progress.total_bytes());
+    let (stop, watcher) = {
         let bar = bar.clone();
-        let read_total = read_total.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let stop_flag = stop.clone();
         let handle = std::thread::spawn(move || {
             while !stop_flag.load(Ordering::Relaxed) {
-                bar.set_position(read_total.load(Ordering::Relaxed));
+                bar.set_position(progress.bytes_read());
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
         (stop, handle)
     };
-    let results: Vec<PartResult> = ranges
-        .par_iter()
-        .map(|&(start, end)| -> PartResult {
-            let input = RangeReader {
-                header: header.clone(),
-                header_pos: 0,
-                file: file.clone(),
-                pos: start,
-                end,
-                read_total: read_total.clone(),
-            };
-            let mut reader = OrderReader::from_reader(input, options)?;
-            let mut batch = Batch::default();
-            let mut rejects = Rejects::default();
-            for item in &mut reader {
-                match item {
-                    Ok(order) => batch.add(&order),
-                    Err(rejected) => rejects.add(rejected),
-                }
-            }
-            let summary = reader.finish()?;
-            Ok((batch, summary.rows, summary.orders, summary.skipped, rejects))
-        })
-        .collect();
-    watcher.0.store(true, Ordering::Relaxed);
-    let _ = watcher.1.join();
+    let read = reader.read(|| LogSink::new(log_options));
+    stop.store(true, Ordering::Relaxed);
+    let _ = watcher.join();
     bar.finish_and_clear();
-    let mut builder = TransactionLogBuilder::new(log_options);
-    let mut loaded_rejects = Rejects::default();
-    let (mut rows, mut orders, mut skipped) = (0, 0, 0);
-    let mut currencies: BTreeMap<String, u64> = BTreeMap::new();
-    for (part, result) in results.into_iter().enumerate() {
-        let (batch, r, o, s, rejects) = result?;
-        batch.push_into(&mut builder)?;
-        rows += r;
-        orders += o;
-        skipped += s;
-        loaded_rejects.count += rejects.count;
-        for mut rejected in rejects.first {
-            rejected.line_number = rejected.line_number + line_offsets[part] - 1;
-            if loaded_rejects.first.len() < Rejects::KEEP {
-                loaded_rejects.first.push(rejected);
-            }
-        }
-        for (code, n) in batch.currencies {
-            *currencies.entry(code).or_default() += n;
-        }
-    }
+    let Some(read) = read.with_context(|| format!("read {}", path.display()))? else {
+        return Ok(None);
+    };
+    let (log, currencies) = Loaded::join(read.sinks, log_options)?;
     Ok(Some(Loaded {
-        log: builder.build(),
-        rows,
-        orders,
-        skipped,
-        rejects: loaded_rejects,
-        detected: detected.to_string(),
+        log,
+        rows: read.summary.rows,
+        orders: read.summary.orders,
+        skipped: read.summary.skipped,
+        rejects: Rejects { count: read.summary.rejected, first: read.rejected },
+        detected: reader.detected().to_string(),
         currencies,
-        parallel_parts: ranges.len(),
+        parallel_parts: Some((read.parts, read.parts_read_in_full)),
     }))
 }
 
@@ -651,7 +355,9 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     let started = Instant::now();
     let (log_options, options) = analyze_options(&args);
     let read = read_options(&args);
-    let loaded = match load_parallel(&args.file, &read, log_options)? {
+    let parallel =
+        if args.full_reader { None } else { load_parallel(&args.file, &read, log_options, args.part_bytes)? };
+    let loaded = match parallel {
         Some(loaded) => loaded,
         None => load_sequential(&args.file, &read, log_options)?,
     };
@@ -735,10 +441,10 @@ fn render_summary(
         loaded.rejects.count,
         loaded.skipped,
         read_seconds,
-        if loaded.parallel_parts > 1 {
-            format!(" ({} parts in parallel)", loaded.parallel_parts)
-        } else {
-            String::new()
+        match loaded.parallel_parts {
+            Some((parts, 0)) => format!(" ({parts} parts in parallel)"),
+            Some((parts, full)) => format!(" ({parts} parts in parallel, {full} by the full reader)"),
+            None => String::new(),
         }
     );
     if loaded.currencies.len() > 1 {
@@ -833,6 +539,22 @@ fn render_summary(
             } else {
                 String::new()
             }
+        );
+    }
+    if let Some(counts) = &report.purchase_counts {
+        let p = &counts.new_customer;
+        let _ = writeln!(
+            s,
+            "next {} months ({}): {:.0} customers expected to buy nothing, {:.0} once, {:.0} twice or more; \
+             a new customer: P(0) {:.2}, P(1) {:.2}, P(2+) {:.2}",
+            counts.horizon_months,
+            counts.model,
+            counts.customers_none,
+            counts.customers_one,
+            counts.customers_two_or_more,
+            p[0],
+            p[1],
+            1.0 - p[0] - p[1]
         );
     }
     if let Some(h) = &report.holdout {

@@ -76,9 +76,29 @@ fn cdnow_sample_json_matches_the_contract_and_the_published_fit() {
     let segments = report["rfm"]["segments"].as_object().expect("rfm.segments");
     assert_eq!(segments.values().map(|v| v.as_u64().unwrap()).sum::<u64>(), 2357);
 
+    // How likely 0, 1, 2+ purchases are in the horizon: for the whole base, and per customer in the CSV.
+    let counts = &report["purchase_counts"];
+    assert_eq!(counts["model"], "bg_nbd");
+    let new_customer: Vec<f64> =
+        counts["new_customer"].as_array().unwrap().iter().map(|p| p.as_f64().unwrap()).collect();
+    assert_eq!(new_customer.len(), 6);
+    assert!((new_customer.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{new_customer:?}");
+    let expected: f64 =
+        ["customers_none", "customers_one", "customers_two_or_more"].iter().map(|k| counts[k].as_f64().unwrap()).sum();
+    assert!((expected - 2357.0).abs() < 1e-6, "{expected}");
+    assert!(report["at_risk"][0]["probability_no_purchase"].is_f64());
+
     let lines = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(lines.lines().count(), 2358, "header and one line per customer");
     assert!(lines.starts_with("customer,frequency,recency,age,"));
+    let header: Vec<&str> = lines.lines().next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|c| *c == name).unwrap();
+    let (p0, p1, p2) = (column("p_no_purchase"), column("p_one_purchase"), column("p_two_or_more_purchases"));
+    for line in lines.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let sum: f64 = [p0, p1, p2].iter().map(|&i| cells[i].parse::<f64>().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 2e-6, "{line}");
+    }
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("<svg"), "the report draws its charts as inline SVG");
 

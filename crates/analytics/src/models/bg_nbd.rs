@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::data::{BtydData, Fitted, fit_positive_parameters, warm_start};
 use super::{BgNbdParams, PurchaseModel};
 use crate::error::{AnalyticsError, Result};
-use crate::special::{Real, ln_abs_hyp2f1_with_sign, ln_beta, ln_gamma, softplus};
+use crate::special::{Real, ln_abs_hyp2f1_with_sign, ln_beta, ln_gamma, ln_hyp2f1_many, softplus};
 
 /// A BG/NBD model.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -122,6 +122,84 @@ fn bracket_over_a_minus_1(p: &BgNbdParams, t: f64, x: f64, age: f64, b_hyp: f64,
     Ok(bracket / (p.a - 1.0))
 }
 
+/// P(X(T, T + t) = n | alive at T, x, T) for BG/NBD (`modified` false) and MBG/NBD (true).
+///
+/// Given λ and p, a customer alive at T buys at rate λ and drops out with probability p after each
+/// purchase, so P(n | λ, p) = (1−p)^n Poisson(n; λt) + [n > 0] p (1−p)^(n−1) P(Poisson(λt) ≥ n)
+/// (Fader, Hardie and Lee 2005, eq. 8, whose derivation of the conditional PMF (Fader, Hardie and Lee,
+/// "Deriving the conditional PMF of the BG/NBD model") this follows). Alive at T with x repeat purchases
+/// weights p by (1−p)^x (MBG/NBD: (1−p)^(x+1), the drop-out at the first purchase not having happened)
+/// and λ by λ^x e^(−λT), which leaves p ~ Beta(a, b + x [+ 1]) and λ ~ Gamma(r + x, α + T):
+/// P(n) = [B(a, b'+n) NB(n) + [n > 0] B(a+1, b'+n−1) (1 − Σ_{j<n} NB(j))] / B(a, b'), with b' = b + x
+/// [+ 1] and NB the negative binomial of shape r + x and success probability (α+T)/(α+T+t).
+fn alive_pmf(p: &BgNbdParams, modified: bool, n: u32, t: f64, x: f64, age: f64) -> Result<f64> {
+    check_customer(x, 0.0, age)?;
+    if !(t.is_finite() && t >= 0.0) {
+        return Err(AnalyticsError::InvalidInput(format!("time {t}")));
+    }
+    let b = p.b + x + if modified { 1.0 } else { 0.0 };
+    let shape = p.r + x;
+    let ln_base = ln_beta(p.a, b);
+    let ln_u = (p.alpha + age).ln() - (p.alpha + age + t).ln();
+    let ln_one_minus_u = if t > 0.0 { t.ln() - (p.alpha + age + t).ln() } else { f64::NEG_INFINITY };
+    let ln_gamma_shape = ln_gamma(shape);
+    let nb = |j: u32| -> f64 {
+        let jf = j as f64;
+        let power = if j == 0 { 0.0 } else { jf * ln_one_minus_u };
+        (ln_gamma(shape + jf) - ln_gamma_shape - ln_gamma(jf + 1.0) + shape * ln_u + power).exp()
+    };
+    let nf = n as f64;
+    let mut probability = (ln_beta(p.a, b + nf) - ln_base).exp() * nb(n);
+    if n > 0 {
+        let below: f64 = (0..n).map(nb).sum();
+        probability += (ln_beta(p.a + 1.0, b + nf - 1.0) - ln_base).exp() * (1.0 - below).max(0.0);
+    }
+    super::probability(if modified { "mbg/nbd P(X = n)" } else { "bg/nbd P(X = n)" }, t, probability)
+}
+
+/// [`PurchaseModel::horizon_factor_grid`] of BG/NBD (`modified` false) or MBG/NBD: every 2F1 with
+/// 0 < z <= 0.98 from one series ([`ln_hyp2f1_many`], the same values as one at a time), the others
+/// one at a time by `one(t, age)`.
+fn horizon_factor_grid(
+    p: &BgNbdParams,
+    modified: bool,
+    ts: &[f64],
+    x: f64,
+    ages: &[f64],
+    one: impl Fn(f64, f64) -> Result<f64>,
+) -> Result<Vec<f64>> {
+    let (b_hyp, c) = if modified { (p.b + x + 1.0, p.a + p.b + x) } else { (p.b + x, p.a + p.b + x - 1.0) };
+    let what =
+        if modified { "mbg/nbd conditional expected purchases" } else { "bg/nbd conditional expected purchases" };
+    let cells: Vec<(f64, f64)> = ages.iter().flat_map(|&age| ts.iter().map(move |&t| (age, t))).collect();
+    let z = |&(age, t): &(f64, f64)| t / (p.alpha + age + t);
+    let batched = |cell: &(f64, f64)| {
+        let z = z(cell);
+        cell.1 > 0.0 && z > 0.0 && z <= 0.98 && check_customer(x, 0.0, cell.0).is_ok()
+    };
+    let zs: Vec<f64> = cells.iter().filter(|cell| batched(cell)).map(z).collect();
+    let mut shared = match ln_hyp2f1_many(p.r + x, b_hyp, c, &zs) {
+        Some(values) if !zs.is_empty() => Some(values?.into_iter()),
+        _ => None,
+    };
+    cells
+        .iter()
+        .map(|cell| {
+            let &(age, t) = cell;
+            match shared.as_mut() {
+                Some(values) if batched(cell) => {
+                    let ln_f = values.next().expect("one value per batched cell");
+                    // As one_minus_scaled_hyp2f1 and bracket_over_a_minus_1 form it, with a positive 2F1.
+                    let log_factor = (p.r + x) * ((p.alpha + age).ln() - (p.alpha + age + t).ln());
+                    let bracket = -(log_factor + ln_f).exp_m1() / (p.a - 1.0);
+                    finite_non_negative(what, c * bracket)
+                }
+                _ => one(t, age),
+            }
+        })
+        .collect()
+}
+
 fn finite_non_negative(what: &'static str, value: f64) -> Result<f64> {
     if value.is_finite() && value >= -1e-12 {
         Ok(value.max(0.0))
@@ -147,28 +225,6 @@ impl BgNbd {
     pub fn log_likelihood(&self, data: &BtydData) -> Result<f64> {
         let p = self.params;
         total_log_likelihood(data, [p.r, p.alpha, p.a, p.b], false)
-    }
-
-    /// P(X(t) = n): probability that a newly acquired customer makes n repeat purchases in (0, t].
-    pub fn probability_of_purchases(&self, n: u32, t: f64) -> Result<f64> {
-        let p = self.params;
-        if !(t.is_finite() && t >= 0.0) {
-            return Err(AnalyticsError::InvalidInput(format!("time {t}")));
-        }
-        let x = n as f64;
-        let ln_beta_ab = ln_beta(p.a, p.b);
-        let ln_q = (p.alpha / (p.alpha + t)).ln();
-        let ln_z = if t > 0.0 { (t / (p.alpha + t)).ln() } else { f64::NEG_INFINITY };
-        let nb = |j: f64| -> f64 {
-            let power = if j == 0.0 { 0.0 } else { j * ln_z };
-            (ln_gamma(p.r + j) - ln_gamma(p.r) - ln_gamma(j + 1.0) + p.r * ln_q + power).exp()
-        };
-        let mut probability = (ln_beta(p.a, p.b + x) - ln_beta_ab).exp() * nb(x);
-        if n > 0 {
-            let below: f64 = (0..n).map(|j| nb(j as f64)).sum();
-            probability += (ln_beta(p.a + 1.0, p.b + x - 1.0) - ln_beta_ab).exp() * (1.0 - below).max(0.0);
-        }
-        finite_non_negative("bg/nbd P(X(t) = n)", probability)
     }
 }
 
@@ -197,6 +253,10 @@ impl PurchaseModel for BgNbd {
         finite_non_negative("bg/nbd conditional expected purchases", c * bracket)
     }
 
+    fn horizon_factor_grid(&self, ts: &[f64], x: f64, ages: &[f64]) -> Result<Vec<f64>> {
+        horizon_factor_grid(&self.params, false, ts, x, ages, |t, age| self.horizon_factor(t, x, age))
+    }
+
     fn history_factor(&self, x: f64, t_x: f64, age: f64) -> Result<f64> {
         self.probability_alive(x, t_x, age)
     }
@@ -210,6 +270,32 @@ impl PurchaseModel for BgNbd {
         let z = t / (p.alpha + t);
         let bracket = one_minus_scaled_hyp2f1(p.r * (p.alpha / (p.alpha + t)).ln(), p.r, p.b, c, z)?;
         finite_non_negative("bg/nbd E[X(t)]", c / (p.a - 1.0) * bracket)
+    }
+
+    fn alive_probability_of_purchases(&self, n: u32, t: f64, x: f64, age: f64) -> Result<f64> {
+        alive_pmf(&self.params, false, n, t, x, age)
+    }
+
+    /// P(X(t) = n) of a new customer (Fader, Hardie and Lee 2005, eq. 8).
+    fn probability_of_purchases(&self, n: u32, t: f64) -> Result<f64> {
+        let p = self.params;
+        if !(t.is_finite() && t >= 0.0) {
+            return Err(AnalyticsError::InvalidInput(format!("time {t}")));
+        }
+        let x = n as f64;
+        let ln_beta_ab = ln_beta(p.a, p.b);
+        let ln_q = (p.alpha / (p.alpha + t)).ln();
+        let ln_z = if t > 0.0 { (t / (p.alpha + t)).ln() } else { f64::NEG_INFINITY };
+        let nb = |j: f64| -> f64 {
+            let power = if j == 0.0 { 0.0 } else { j * ln_z };
+            (ln_gamma(p.r + j) - ln_gamma(p.r) - ln_gamma(j + 1.0) + p.r * ln_q + power).exp()
+        };
+        let mut probability = (ln_beta(p.a, p.b + x) - ln_beta_ab).exp() * nb(x);
+        if n > 0 {
+            let below: f64 = (0..n).map(|j| nb(j as f64)).sum();
+            probability += (ln_beta(p.a + 1.0, p.b + x - 1.0) - ln_beta_ab).exp() * (1.0 - below).max(0.0);
+        }
+        finite_non_negative("bg/nbd P(X(t) = n)", probability)
     }
 }
 
@@ -255,6 +341,10 @@ impl PurchaseModel for MbgNbd {
         finite_non_negative("mbg/nbd conditional expected purchases", c * bracket)
     }
 
+    fn horizon_factor_grid(&self, ts: &[f64], x: f64, ages: &[f64]) -> Result<Vec<f64>> {
+        horizon_factor_grid(&self.params, true, ts, x, ages, |t, age| self.horizon_factor(t, x, age))
+    }
+
     fn history_factor(&self, x: f64, t_x: f64, age: f64) -> Result<f64> {
         self.probability_alive(x, t_x, age)
     }
@@ -267,6 +357,10 @@ impl PurchaseModel for MbgNbd {
         let z = t / (p.alpha + t);
         let bracket = one_minus_scaled_hyp2f1(p.r * (p.alpha / (p.alpha + t)).ln(), p.r, p.b + 1.0, p.a + p.b, z)?;
         finite_non_negative("mbg/nbd E[X(t)]", p.b / (p.a - 1.0) * bracket)
+    }
+
+    fn alive_probability_of_purchases(&self, n: u32, t: f64, x: f64, age: f64) -> Result<f64> {
+        alive_pmf(&self.params, true, n, t, x, age)
     }
 }
 

@@ -90,24 +90,36 @@ pub fn customer_lifetime_values(
     let mut keys: Vec<(u32, u64)> = (0..n).map(|i| (inputs.frequency[i], inputs.age[i].to_bits())).collect();
     keys.par_sort_unstable();
     keys.dedup();
-    let discounted: Vec<Result<f64>> = keys
+    let ts: Vec<f64> = (1..=horizon_months).map(|month| month as f64 * factor).collect();
+    // One grid of horizon factors per frequency (the model shares work within it).
+    let discounted: Vec<Result<f64>> = frequency_groups(&keys)
         .par_iter()
-        .map(|&(x, age_bits)| {
-            let age = f64::from_bits(age_bits);
-            let mut previous = 0.0;
-            let mut total = 0.0;
-            for month in 1..=horizon_months {
-                let cumulative = model.horizon_factor(month as f64 * factor, x as f64, age)?;
-                total += (cumulative - previous).max(0.0) / (1.0 + monthly_discount_rate).powi(month as i32);
-                previous = cumulative;
-            }
-            Ok(total)
+        .map(|group| -> Vec<Result<f64>> {
+            let x = group[0].0 as f64;
+            let ages: Vec<f64> = group.iter().map(|&(_, a)| f64::from_bits(a)).collect();
+            let grid = match model.horizon_factor_grid(&ts, x, &ages) {
+                Ok(grid) => grid,
+                Err(e) => return vec![Err(e)],
+            };
+            grid.chunks(ts.len())
+                .map(|row| {
+                    let mut previous = 0.0;
+                    let mut total = 0.0;
+                    for (month, &cumulative) in (1..=horizon_months).zip(row) {
+                        total += (cumulative - previous).max(0.0) / (1.0 + monthly_discount_rate).powi(month as i32);
+                        previous = cumulative;
+                    }
+                    Ok(total)
+                })
+                .collect()
         })
+        .flatten()
         .collect();
+    let discounted = discounted.into_iter().collect::<Result<Vec<f64>>>()?;
     let mut lookup: HashMap<(u32, u64), f64, crate::log::FxBuild> =
         HashMap::with_capacity_and_hasher(keys.len(), Default::default());
     for (key, value) in keys.into_iter().zip(discounted) {
-        lookup.insert(key, value?);
+        lookup.insert(key, value);
     }
     (0..n)
         .into_par_iter()
@@ -148,8 +160,14 @@ pub fn expected_purchases_bulk(
     let mut keys: Vec<(u32, u64)> = (0..n).map(|i| (frequency[i], age[i].to_bits())).collect();
     keys.par_sort_unstable();
     keys.dedup();
-    let factors: Vec<f64> =
-        keys.par_iter().map(|&(x, a)| model.horizon_factor(t, x as f64, f64::from_bits(a))).collect::<Result<_>>()?;
+    let factors: Vec<f64> = frequency_groups(&keys)
+        .par_iter()
+        .map(|group| {
+            let ages: Vec<f64> = group.iter().map(|&(_, a)| f64::from_bits(a)).collect();
+            model.horizon_factor_grid(&[t], group[0].0 as f64, &ages)
+        })
+        .collect::<Result<Vec<Vec<f64>>>>()?
+        .concat();
     let lookup: HashMap<(u32, u64), f64, crate::log::FxBuild> = keys.into_iter().zip(factors).collect();
     let pairs: Vec<(f64, f64)> = (0..n)
         .into_par_iter()
@@ -167,4 +185,49 @@ pub fn expected_purchases_bulk(
         })
         .collect::<Result<_>>()?;
     Ok(pairs.into_iter().unzip())
+}
+
+/// P(no purchase), P(one purchase) and P(two or more) in the next `t` time units for many customers at
+/// once, given each customer's P(alive) (`None` where it is unknown, which gives `None`); the part of an
+/// alive customer's probabilities that depends on frequency and age only is computed once per distinct
+/// (frequency, age).
+pub fn purchase_probabilities_bulk(
+    model: &dyn PurchaseModel,
+    t: f64,
+    frequency: &[u32],
+    age: &[f64],
+    alive: &[Option<f64>],
+) -> Result<Vec<Option<[f64; 3]>>> {
+    use rayon::prelude::*;
+    use std::collections::HashMap;
+    let n = frequency.len();
+    if age.len() != n || alive.len() != n {
+        return Err(AnalyticsError::InvalidInput("input columns differ in length".into()));
+    }
+    let mut keys: Vec<(u32, u64)> = (0..n).map(|i| (frequency[i], age[i].to_bits())).collect();
+    keys.par_sort_unstable();
+    keys.dedup();
+    let alive_pmf: Vec<[f64; 2]> = keys
+        .par_iter()
+        .map(|&(x, a)| {
+            let (x, a) = (x as f64, f64::from_bits(a));
+            Ok([model.alive_probability_of_purchases(0, t, x, a)?, model.alive_probability_of_purchases(1, t, x, a)?])
+        })
+        .collect::<Result<_>>()?;
+    let lookup: HashMap<(u32, u64), [f64; 2], crate::log::FxBuild> = keys.into_iter().zip(alive_pmf).collect();
+    Ok((0..n)
+        .into_par_iter()
+        .map(|i| {
+            let alive = alive[i]?;
+            let [none, one] = lookup[&(frequency[i], age[i].to_bits())];
+            let none = alive * none + (1.0 - alive);
+            let one = alive * one;
+            Some([none, one, (1.0 - none - one).max(0.0)])
+        })
+        .collect())
+}
+
+/// Sorted (frequency, age bits) keys cut into runs of one frequency.
+fn frequency_groups(keys: &[(u32, u64)]) -> Vec<&[(u32, u64)]> {
+    keys.chunk_by(|a, b| a.0 == b.0).collect()
 }

@@ -51,6 +51,7 @@ pub mod pareto_nbd;
 pub use bg_nbd::{BgNbd, MbgNbd};
 pub use clv::{
     ClvInputs, customer_lifetime_value, customer_lifetime_values, expected_purchases_bulk, periods_per_month,
+    purchase_probabilities_bulk,
 };
 pub use data::{BtydData, FitDiagnostics, Fitted};
 pub use gamma_gamma::GammaGamma;
@@ -73,8 +74,42 @@ pub trait PurchaseModel: Send + Sync {
     /// the conditional expectation is `horizon_factor * history_factor`. Bulk predictions (CLV for a
     /// million customers) evaluate it once per distinct (x, age).
     fn horizon_factor(&self, t: f64, x: f64, age: f64) -> Result<f64>;
+    /// [`PurchaseModel::horizon_factor`] at every horizon of `ts` for every age of `ages` (one
+    /// frequency), row by row: value `[i * ts.len() + j]` is for `ages[i]` and `ts[j]`. The same values
+    /// as one at a time; models may share work between them.
+    fn horizon_factor_grid(&self, ts: &[f64], x: f64, ages: &[f64]) -> Result<Vec<f64>> {
+        ages.iter().flat_map(|&age| ts.iter().map(move |&t| self.horizon_factor(t, x, age))).collect()
+    }
     /// The part of [`PurchaseModel::expected_purchases`] that depends on the customer's recency.
     fn history_factor(&self, x: f64, t_x: f64, age: f64) -> Result<f64>;
     /// Expected repeat purchases E[X(t)] of a customer in the first `t` time units after acquisition.
     fn expected_purchases_population(&self, t: f64) -> Result<f64>;
+    /// P(X(T, T + t) = n | alive at T): the probability of exactly `n` purchases in the next `t` time
+    /// units of a customer who is alive at the end of the observation, with `x` repeat purchases over
+    /// an age of `age` (the recency matters only through [`PurchaseModel::probability_alive`]).
+    fn alive_probability_of_purchases(&self, n: u32, t: f64, x: f64, age: f64) -> Result<f64>;
+    /// P(X(T, T + t) = n | x, t_x, T): the probability of exactly `n` purchases in the next `t` time
+    /// units given the customer's history: alive, and then n purchases; or, for n = 0, already gone.
+    fn conditional_probability_of_purchases(&self, n: u32, t: f64, x: f64, t_x: f64, age: f64) -> Result<f64> {
+        let alive = self.probability_alive(x, t_x, age)?;
+        let gone = if n == 0 { 1.0 - alive } else { 0.0 };
+        Ok(alive * self.alive_probability_of_purchases(n, t, x, age)? + gone)
+    }
+    /// P(X(t) = n): the probability that a newly acquired customer makes exactly `n` repeat purchases in
+    /// the first `t` time units.
+    fn probability_of_purchases(&self, n: u32, t: f64) -> Result<f64> {
+        self.conditional_probability_of_purchases(n, t, 0.0, 0.0, 0.0)
+    }
+}
+
+/// Checks a horizon and a probability computed for it: finite, in [0, 1] up to rounding.
+pub(crate) fn probability(what: &'static str, t: f64, value: f64) -> Result<f64> {
+    if !(t.is_finite() && t >= 0.0) {
+        return Err(crate::error::AnalyticsError::InvalidInput(format!("time {t}")));
+    }
+    if value.is_finite() && (-1e-9..=1.0 + 1e-9).contains(&value) {
+        Ok(value.clamp(0.0, 1.0))
+    } else {
+        Err(crate::error::AnalyticsError::Numerical { what, detail: format!("probability {value}") })
+    }
 }

@@ -232,6 +232,49 @@ impl PurchaseModel for ParetoNbd {
             Err(AnalyticsError::Numerical { what: "pareto/nbd E[X(t)]", detail: format!("{value}") })
         }
     }
+
+    /// Equation (16) of Fader and Hardie's "Deriving the conditional PMF of the Pareto/NBD model"
+    /// (2006) for a customer alive at T (t_x = T, so P(alive) = 1 and its first term vanishes): the n
+    /// purchases come before T + t while alive throughout, or before a death in (T, T + t]; the latter
+    /// is a difference of 2F1 terms, formed in log space.
+    fn alive_probability_of_purchases(&self, n: u32, t: f64, x: f64, age: f64) -> Result<f64> {
+        use crate::special::{ln_beta, ln_gamma, ln_hyp2f1};
+        check_customer(x, age, age)?;
+        if !(t.is_finite() && t >= 0.0) {
+            return Err(AnalyticsError::InvalidInput(format!("time {t}")));
+        }
+        if t == 0.0 {
+            return Ok(if n == 0 { 1.0 } else { 0.0 });
+        }
+        let ParetoNbdParams { r, alpha, s, beta } = self.params;
+        let nf = n as f64;
+        let common = r * alpha.ln() + s * beta.ln() - ln_gamma(r) - self.customer_log_likelihood(x, age, age)?;
+        let power = |i: f64| if i == 0.0 { 0.0 } else { i * t.ln() };
+        let alive_throughout = power(nf) - ln_gamma(nf + 1.0) + ln_gamma(r + x + nf)
+            - (r + x + nf) * (alpha + age + t).ln()
+            - s * (beta + age + t).ln()
+            + common;
+        let (max, b_hyp) = if alpha < beta { (beta, r + x + nf) } else { (alpha, s + 1.0) };
+        let difference = (alpha - beta).abs();
+        let c = r + s + x + nf + 1.0;
+        let death_common = common - ln_gamma(s) + ln_beta(r + x + nf, s + 1.0);
+        let term = |i: f64, at: f64| -> Result<f64> {
+            Ok(power(i) - ln_gamma(i + 1.0)
+                + ln_gamma(r + s + x + i)
+                + ln_hyp2f1(r + s + x + i, b_hyp, c, difference / (max + at))?
+                - (r + s + x + i) * (max + at).ln()
+                + death_common)
+        };
+        // At T only the i = 0 term (t^0); at T + t the sum over i = 0..=n.
+        let at_start = term(0.0, age)?;
+        let mut at_end = f64::NEG_INFINITY;
+        for i in 0..=n {
+            at_end = log_add_exp(at_end, term(i as f64, age + t)?);
+        }
+        let dying = if at_end < at_start { (at_start + (-(at_end - at_start).exp()).ln_1p()).exp() } else { 0.0 };
+        let value = alive_throughout.exp() + dying;
+        super::probability("pareto/nbd P(X = n)", t, value)
+    }
 }
 
 #[cfg(test)]
