@@ -101,10 +101,16 @@ pub fn ln_hyp2f1(a: f64, b: f64, c: f64, z: f64) -> Result<f64> {
 /// (ln |2F1(a, b; c; z)|, sign of 2F1) for a, b > 0, c > 0 or c < 0 not an integer, 0 <= z < 1.
 /// The sign is +1 or −1; a value of exactly zero is returned as (−∞, 0).
 pub fn ln_abs_hyp2f1_with_sign(a: f64, b: f64, c: f64, z: f64) -> Result<(f64, f64)> {
+    // The same values as `signed` gives, without the gradient's work.
+    check_arguments(a, b, c, z)?;
     if c > 0.0 {
-        // The same value as below, without the gradient's work.
-        check_arguments(a, b, c, z)?;
         return Ok((positive::<false>(a, b, c, z)?.0, 1.0));
+    }
+    if z != 0.0 {
+        let (k, top) = steps_down(a, b, c, z)?;
+        let l_low = positive::<false>(a, b, top, z)?.0;
+        let l_high = positive::<false>(a, b, top + 1.0, z)?.0;
+        return steps_down_values(a, b, z, k, top, l_low, l_high);
     }
     match signed(a, b, c, z)? {
         Signed::Positive(value, _) => Ok((value, 1.0)),
@@ -156,16 +162,9 @@ fn check_arguments(a: f64, b: f64, c: f64, z: f64) -> Result<()> {
     Ok(())
 }
 
-fn signed(a: f64, b: f64, c: f64, z: f64) -> Result<Signed> {
-    check_arguments(a, b, c, z)?;
-    if c > 0.0 {
-        let (value, gradient) = positive::<true>(a, b, c, z)?;
-        return Ok(Signed::Positive(value, gradient));
-    }
-    if z == 0.0 {
-        return Ok(Signed::Positive(0.0, [0.0, 0.0, 0.0, a * b / c]));
-    }
-    // Steps down from c + k in (0, 1); c + k never reaches 0 since c is not an integer.
+/// For c < 0: the number of unit steps k that bring c + k into (0, 1), and c + k (which never reaches 0
+/// since c is not an integer).
+fn steps_down(a: f64, b: f64, c: f64, z: f64) -> Result<(f64, f64)> {
     let k = (-c).ceil();
     if k > 10_000.0 {
         return Err(AnalyticsError::Numerical {
@@ -180,6 +179,73 @@ fn signed(a: f64, b: f64, c: f64, z: f64) -> Result<Signed> {
             detail: format!("c too close to a non-positive integer: a={a}, b={b}, c={c}, z={z}"),
         });
     }
+    Ok((k, top))
+}
+
+/// The values of the contiguous relation of [`signed`] without the derivatives: (ln |F(c)|, sign) from
+/// ln F(c + k) and ln F(c + k + 1), by the same operations on the values.
+fn steps_down_values(a: f64, b: f64, z: f64, k: f64, top: f64, l_low: f64, l_high: f64) -> Result<(f64, f64)> {
+    let mut scale = l_low.max(l_high);
+    let mut f_c = (l_low - scale).exp();
+    let mut f_c1 = (l_high - scale).exp();
+    let one_minus_z = -z + 1.0;
+    for j in 0..k as usize {
+        let cj = top - j as f64;
+        let cj_minus_1 = cj - 1.0;
+        let first = cj * (cj_minus_1 - (cj * 2.0 - a - b - 1.0) * z) * f_c;
+        let second = (cj - a) * (cj - b) * z * f_c1;
+        let f_down = (first + second) / (cj * cj_minus_1 * one_minus_z);
+        f_c1 = f_c;
+        f_c = f_down;
+        let largest = f_c.abs().max(f_c1.abs());
+        if largest > 0.0 && !(1e-100..=1e100).contains(&largest) {
+            f_c /= largest;
+            f_c1 /= largest;
+            scale += largest.ln();
+        }
+    }
+    if !(f_c.is_finite() && scale.is_finite()) {
+        return Err(AnalyticsError::Numerical {
+            what: "hyp2f1",
+            detail: format!("contiguous relation not finite: a={a}, b={b}, c={}, z={z}", top - k),
+        });
+    }
+    Ok(if f_c == 0.0 { (f64::NEG_INFINITY, 0.0) } else { (scale + f_c.abs().ln(), f_c.signum()) })
+}
+
+/// (ln |2F1(a, b; c; z)|, sign) for several z with the same a, b, c (c > 0, or c < 0 not an integer),
+/// each 0 < z <= 0.98: the values of [`ln_abs_hyp2f1_with_sign`], bit for bit, with the series shared
+/// ([`ln_hyp2f1_many`]). `None` when some z is outside that range.
+pub fn ln_abs_hyp2f1_with_sign_many(a: f64, b: f64, c: f64, zs: &[f64]) -> Option<Result<Vec<(f64, f64)>>> {
+    if c > 0.0 {
+        return ln_hyp2f1_many(a, b, c, zs).map(|r| r.map(|values| values.into_iter().map(|v| (v, 1.0)).collect()));
+    }
+    if zs.iter().any(|&z| !(z > 0.0 && z <= 0.98)) {
+        return None;
+    }
+    let run = || -> Result<Vec<(f64, f64)>> {
+        zs.iter().try_for_each(|&z| check_arguments(a, b, c, z))?;
+        let (k, top) = steps_down(a, b, c, zs[0])?;
+        let low = ln_hyp2f1_many(a, b, top, zs).expect("z checked")?;
+        let high = ln_hyp2f1_many(a, b, top + 1.0, zs).expect("z checked")?;
+        zs.iter()
+            .zip(low.into_iter().zip(high))
+            .map(|(&z, (l_low, l_high))| steps_down_values(a, b, z, k, top, l_low, l_high))
+            .collect()
+    };
+    if zs.is_empty() { Some(Ok(Vec::new())) } else { Some(run()) }
+}
+
+fn signed(a: f64, b: f64, c: f64, z: f64) -> Result<Signed> {
+    check_arguments(a, b, c, z)?;
+    if c > 0.0 {
+        let (value, gradient) = positive::<true>(a, b, c, z)?;
+        return Ok(Signed::Positive(value, gradient));
+    }
+    if z == 0.0 {
+        return Ok(Signed::Positive(0.0, [0.0, 0.0, 0.0, a * b / c]));
+    }
+    let (k, top) = steps_down(a, b, c, z)?;
     let (l_low, g_low) = positive::<true>(a, b, top, z)?;
     let (l_high, g_high) = positive::<true>(a, b, top + 1.0, z)?;
     let mut scale = l_low.max(l_high);
@@ -650,6 +716,16 @@ mod tests {
                 let (one, sign) = ln_abs_hyp2f1_with_sign(a, b, c, *z).unwrap();
                 assert_eq!(sign, 1.0);
                 assert_eq!(value.to_bits(), one.to_bits(), "a={a} b={b} c={c} z={z}");
+            }
+        }
+        for (a, b, c) in [(0.19, 0.76, -0.11), (0.3, 2.5, -1.4), (1.2, 0.7, 0.5)] {
+            let many = ln_abs_hyp2f1_with_sign_many(a, b, c, &zs).unwrap().unwrap();
+            for (z, value) in zs.iter().zip(many) {
+                let one = ln_abs_hyp2f1_with_sign(a, b, c, *z).unwrap();
+                assert_eq!((value.0.to_bits(), value.1), (one.0.to_bits(), one.1), "a={a} b={b} c={c} z={z}");
+                // And the value-only path gives what the path with derivatives gives.
+                let (with_gradient, sign, _) = ln_abs_hyp2f1_with_sign_and_gradient(a, b, c, *z).unwrap();
+                assert_eq!((one.0.to_bits(), one.1), (with_gradient.to_bits(), sign), "a={a} b={b} c={c} z={z}");
             }
         }
         assert!(ln_hyp2f1_many(1.0, 1.0, 2.0, &[0.5, 0.99]).is_none());

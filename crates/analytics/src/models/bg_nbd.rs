@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::data::{BtydData, Fitted, fit_positive_parameters, warm_start};
 use super::{BgNbdParams, PurchaseModel};
 use crate::error::{AnalyticsError, Result};
-use crate::special::{Real, ln_abs_hyp2f1_with_sign, ln_beta, ln_gamma, ln_hyp2f1_many, softplus};
+use crate::special::{Real, ln_abs_hyp2f1_with_sign, ln_abs_hyp2f1_with_sign_many, ln_beta, ln_gamma, softplus};
 
 /// A BG/NBD model.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -104,14 +104,19 @@ fn log_death_odds(p: &BgNbdParams, x: f64, t_x: f64, age: f64, denominator: f64)
 /// expectation), where 2F1 can be negative; then the bracket is 1 + e^log_factor |2F1|.
 fn one_minus_scaled_hyp2f1(log_factor: f64, a: f64, b: f64, c: f64, z: f64) -> Result<f64> {
     let (ln_abs, sign) = ln_abs_hyp2f1_with_sign(a, b, c, z)?;
+    Ok(one_minus_scaled(log_factor, ln_abs, sign))
+}
+
+/// 1 − e^log_factor · F given (ln |F|, sign of F).
+fn one_minus_scaled(log_factor: f64, ln_abs: f64, sign: f64) -> f64 {
     let log_term = log_factor + ln_abs;
-    Ok(if sign > 0.0 {
+    if sign > 0.0 {
         -log_term.exp_m1()
     } else if sign < 0.0 {
         1.0 + log_term.exp()
     } else {
         1.0
-    })
+    }
 }
 
 /// (1 − ((α+T)/(α+T+t))^(r+x) 2F1(r+x, b'; c; t/(α+T+t))) / (a − 1), formed without cancellation.
@@ -158,8 +163,8 @@ fn alive_pmf(p: &BgNbdParams, modified: bool, n: u32, t: f64, x: f64, age: f64) 
 }
 
 /// [`PurchaseModel::horizon_factor_grid`] of BG/NBD (`modified` false) or MBG/NBD: every 2F1 with
-/// 0 < z <= 0.98 from one series ([`ln_hyp2f1_many`], the same values as one at a time), the others
-/// one at a time by `one(t, age)`.
+/// 0 < z <= 0.98 from shared series ([`ln_abs_hyp2f1_with_sign_many`], the same values as one at a
+/// time), the others one at a time by `one(t, age)`.
 fn horizon_factor_grid(
     p: &BgNbdParams,
     modified: bool,
@@ -178,7 +183,7 @@ fn horizon_factor_grid(
         cell.1 > 0.0 && z > 0.0 && z <= 0.98 && check_customer(x, 0.0, cell.0).is_ok()
     };
     let zs: Vec<f64> = cells.iter().filter(|cell| batched(cell)).map(z).collect();
-    let mut shared = match ln_hyp2f1_many(p.r + x, b_hyp, c, &zs) {
+    let mut shared = match ln_abs_hyp2f1_with_sign_many(p.r + x, b_hyp, c, &zs) {
         Some(values) if !zs.is_empty() => Some(values?.into_iter()),
         _ => None,
     };
@@ -188,10 +193,10 @@ fn horizon_factor_grid(
             let &(age, t) = cell;
             match shared.as_mut() {
                 Some(values) if batched(cell) => {
-                    let ln_f = values.next().expect("one value per batched cell");
-                    // As one_minus_scaled_hyp2f1 and bracket_over_a_minus_1 form it, with a positive 2F1.
+                    let (ln_abs, sign) = values.next().expect("one value per batched cell");
+                    // As bracket_over_a_minus_1 forms it.
                     let log_factor = (p.r + x) * ((p.alpha + age).ln() - (p.alpha + age + t).ln());
-                    let bracket = -(log_factor + ln_f).exp_m1() / (p.a - 1.0);
+                    let bracket = one_minus_scaled(log_factor, ln_abs, sign) / (p.a - 1.0);
                     finite_non_negative(what, c * bracket)
                 }
                 _ => one(t, age),
