@@ -140,6 +140,11 @@ pub fn tracking_curve(
         *acquired.entry(f).or_default() += 1.0;
     }
     let acquired: Vec<(i32, f64)> = acquired.into_iter().collect();
+    // E[X(t)] depends on the days between acquisition and the step's end only: once per number of days.
+    let population: Vec<f64> = (0..=(end_day - start))
+        .into_par_iter()
+        .map(|days| model.expected_purchases_population(days as f64 / unit))
+        .collect::<Result<_>>()?;
     let cumulative_expected: Vec<f64> = (0..steps)
         .into_par_iter()
         .map(|k| {
@@ -147,10 +152,10 @@ pub fn tracking_curve(
             acquired
                 .iter()
                 .filter(|(f, _)| *f <= step_end)
-                .map(|&(f, n)| model.expected_purchases_population((step_end - f) as f64 / unit).map(|e| n * e))
-                .sum::<Result<f64>>()
+                .map(|&(f, n)| n * population[(step_end - f) as usize])
+                .sum::<f64>()
         })
-        .collect::<Result<_>>()?;
+        .collect();
     let mut points = Vec::with_capacity(steps);
     let mut actual_cumulative = 0.0;
     for k in 0..steps {

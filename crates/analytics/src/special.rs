@@ -315,11 +315,13 @@ fn positive<const GRADIENT: bool>(a: f64, b: f64, c: f64, z: f64) -> Result<(f64
     series::<GRADIENT>(a, b, c, z)
 }
 
-/// ln 2F1(a, b; c; z) for several z with the same a, b, c > 0, each 0 < z <= 0.98: the same values,
-/// bit for bit, as [`ln_abs_hyp2f1_with_sign`] gives one at a time, with the parameter part of each
-/// term shared. `None` when some z is outside that range (evaluate those one at a time).
+/// ln 2F1(a, b; c; z) for several z with the same a, b, c > 0, each 0 < z < 1 and summed as a series
+/// (z <= 0.98, or above when c <= min(a, b) leaves Euler's integral out): the same values, bit for bit,
+/// as [`ln_abs_hyp2f1_with_sign`] gives one at a time, with the parameter part of each term shared.
+/// `None` when some z is outside that range (evaluate those one at a time).
 pub fn ln_hyp2f1_many(a: f64, b: f64, c: f64, zs: &[f64]) -> Option<Result<Vec<f64>>> {
-    if c.is_nan() || c <= 0.0 || zs.iter().any(|&z| !(z > 0.0 && z <= 0.98)) {
+    let series_above = c <= a.min(b);
+    if c.is_nan() || c <= 0.0 || zs.iter().any(|&z| !(z > 0.0 && (z <= 0.98 || (series_above && z < 1.0)))) {
         return None;
     }
     if let Err(e) = zs.iter().try_for_each(|&z| check_arguments(a, b, c, z)) {
@@ -708,6 +710,16 @@ mod tests {
     #[test]
     fn many_at_once_are_the_values_one_at_a_time() {
         let zs = [0.01, 0.2, 0.5, 0.77, 0.9, 0.98];
+        // Above 0.98 when c <= min(a, b): the series one at a time too.
+        let high = [0.5, 0.981, 0.99, 0.995];
+        for (a, b, c) in [(3.2, 2.9, 1.0), (40.19, 40.94, 40.09)] {
+            let many = ln_hyp2f1_many(a, b, c, &high).unwrap().unwrap();
+            for (z, value) in high.iter().zip(many) {
+                let (one, _) = ln_abs_hyp2f1_with_sign(a, b, c, *z).unwrap();
+                assert_eq!(value.to_bits(), one.to_bits(), "a={a} b={b} c={c} z={z}");
+            }
+        }
+        assert!(ln_hyp2f1_many(1.0, 1.0, 2.0, &[0.99]).is_none(), "Euler's integral above 0.98");
         for (a, b, c) in
             [(0.5, 1.5, 2.5), (1.5, 2.0, 2.5), (3.2, 2.9, 3.0), (300.2, 301.5, 300.9), (1.2, 0.4, 5.5), (7.5, 8.1, 6.0)]
         {

@@ -178,9 +178,12 @@ fn horizon_factor_grid(
         if modified { "mbg/nbd conditional expected purchases" } else { "bg/nbd conditional expected purchases" };
     let cells: Vec<(f64, f64)> = ages.iter().flat_map(|&age| ts.iter().map(move |&t| (age, t))).collect();
     let z = |&(age, t): &(f64, f64)| t / (p.alpha + age + t);
+    // Cells whose 2F1 is summed as a series (not Euler's integral, which z > 0.98 takes unless
+    // c <= min(a, b)); see ln_hyp2f1_many.
+    let series_above = c > 0.0 && c <= (p.r + x).min(b_hyp);
     let batched = |cell: &(f64, f64)| {
         let z = z(cell);
-        cell.1 > 0.0 && z > 0.0 && z <= 0.98 && check_customer(x, 0.0, cell.0).is_ok()
+        cell.1 > 0.0 && z > 0.0 && (z <= 0.98 || (series_above && z < 1.0)) && check_customer(x, 0.0, cell.0).is_ok()
     };
     let zs: Vec<f64> = cells.iter().filter(|cell| batched(cell)).map(z).collect();
     let mut shared = match ln_abs_hyp2f1_with_sign_many(p.r + x, b_hyp, c, &zs) {
