@@ -401,25 +401,17 @@ ul.diag li{{color:#92400e}}
             if converged { "" } else { " (not converged)" }
         );
     };
-    if let Some(m) = &report.models.bg_nbd {
-        let p = m.params;
-        model_row(
-            "BG/NBD",
-            format!("r={:.3} α={:.3} a={:.3} b={:.3}", p.r, p.alpha, p.a, p.b),
-            m.log_likelihood,
-            m.diagnostics.iterations,
-            m.diagnostics.converged,
-        );
-    }
-    if let Some(m) = &report.models.mbg_nbd {
-        let p = m.params;
-        model_row(
-            "MBG/NBD",
-            format!("r={:.3} α={:.3} a={:.3} b={:.3}", p.r, p.alpha, p.a, p.b),
-            m.log_likelihood,
-            m.diagnostics.iterations,
-            m.diagnostics.converged,
-        );
+    for (name, fit) in [("BG/NBD", &report.models.bg_nbd), ("MBG/NBD", &report.models.mbg_nbd)] {
+        if let Some(m) = fit {
+            let p = m.params;
+            model_row(
+                name,
+                format!("r={:.3} α={:.3} a={:.3} b={:.3}", p.r, p.alpha, p.a, p.b),
+                m.log_likelihood,
+                m.diagnostics.iterations,
+                m.diagnostics.converged,
+            );
+        }
     }
     if let Some(m) = &report.models.pareto_nbd {
         let p = m.params;

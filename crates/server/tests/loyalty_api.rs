@@ -47,28 +47,7 @@ async fn assert_verified(app: &TestApp) {
     assert_eq!(app.db.store.verify_loyalty().await.unwrap().findings, vec![]);
 }
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let app = regulars_testkit::TestApp::spawn().await;
-                super::$name(&app).await;
-                app.stop().await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let app = regulars_testkit::TestApp::spawn_postgres().await;
-                super::$name(&app).await;
-                app.stop().await;
-            })*
-        }
-    };
-}
-
-both_backends!(
+regulars_testkit::on_both_servers!(
     orders_earn_points_that_mature_with_the_clock_and_can_be_spent,
     holds_are_captured_voided_or_expire_with_the_clock,
     sixty_four_concurrent_redemptions_of_ten_against_a_hundred,

@@ -50,28 +50,7 @@ fn order(external_id: &str, customer: CustomerRef, lines: Vec<OrderLine>) -> Ord
     OrderDraft::new(Some(ext(external_id)), customer, at(2), eur(), lines).unwrap()
 }
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let db = regulars_testkit::TestDb::sqlite().await;
-                super::$name(&db).await;
-                db.store.close().await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let db = regulars_testkit::TestDb::postgres().await;
-                super::$name(&db).await;
-                db.store.close().await;
-            })*
-        }
-    };
-}
-
-conformance!(
+regulars_testkit::on_both_databases!(
     customers_round_trip_and_page,
     a_taken_external_id_is_refused,
     orders_are_recorded_once_per_external_id,

@@ -102,28 +102,7 @@ fn order(external_id: &str, customer: CustomerId, lines: Vec<OrderLine>) -> Orde
     .unwrap()
 }
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let db = regulars_testkit::TestDb::sqlite().await;
-                super::$name(&db).await;
-                db.store.close().await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let db = regulars_testkit::TestDb::postgres().await;
-                super::$name(&db).await;
-                db.store.close().await;
-            })*
-        }
-    };
-}
-
-both_backends!(
+regulars_testkit::on_both_databases!(
     the_program_is_versioned_and_checked,
     redeem_hold_capture_void_and_replays,
     concurrent_redemptions_never_overdraw,

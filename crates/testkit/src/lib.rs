@@ -194,3 +194,51 @@ impl TestApp {
         self.db.store.close().await;
     }
 }
+
+/// Expands each named `async fn name(db: &TestDb)` of the calling module into two tests, `sqlite::name`
+/// and `postgres::name`, each on a fresh database of its backend.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let db = $crate::TestDb::sqlite().await;
+                super::$name(&db).await;
+                db.store.close().await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let db = $crate::TestDb::postgres().await;
+                super::$name(&db).await;
+                db.store.close().await;
+            })*
+        }
+    };
+}
+
+/// Expands each named `async fn name(app: &TestApp)` of the calling module into two tests, `sqlite::name`
+/// and `postgres::name`, each against a fresh server on its backend.
+#[macro_export]
+macro_rules! on_both_servers {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let app = $crate::TestApp::spawn().await;
+                super::$name(&app).await;
+                app.stop().await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let app = $crate::TestApp::spawn_postgres().await;
+                super::$name(&app).await;
+                app.stop().await;
+            })*
+        }
+    };
+}
