@@ -87,5 +87,6 @@ pub async fn fill(store: &Store, config: DemoConfig) -> Result<ImportSummary> {
     if !batch.is_empty() {
         written += store.import_orders(batch, Utc::now()).await?;
     }
+    store.sync().await?;
     Ok(written)
 }

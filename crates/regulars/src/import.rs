@@ -36,8 +36,9 @@ pub struct ImportArgs {
     /// Time zone of timestamps written without one (IANA name); UTC by default
     #[arg(long, env = "REGULARS_IMPORT_TIME_ZONE")]
     time_zone: Option<chrono_tz_arg::TzArg>,
-    /// Orders written per transaction
-    #[arg(long, default_value_t = 2000)]
+    /// Orders written per transaction. Larger batches import faster; memory grows with them (about
+    /// 1.5 KB per order in flight, three batches at a time)
+    #[arg(long, default_value_t = 10000)]
     batch_size: usize,
 }
 
@@ -151,7 +152,7 @@ pub async fn run(args: ImportArgs) -> Result<()> {
     let detected = reader.detected().to_string();
     let progress = reader.progress();
     let bar = progress_bar(progress.total_bytes());
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<ImportedOrder>>(4);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<ImportedOrder>>(2);
     let batch_size = args.batch_size.max(1);
     let rejects_at = args.file.clone();
     // Reading and parsing on a thread of its own, batches handed over through the channel.
@@ -185,6 +186,8 @@ pub async fn run(args: ImportArgs) -> Result<()> {
     }
     let (summary, rejected) = reading.join().map_err(|_| anyhow::anyhow!("the reader thread panicked"))??;
     update(&bar, &progress, started);
+    // The batches committed without waiting for the disk; success is reported once they are on it.
+    store.sync().await.context("sync the imported orders to disk")?;
     bar.finish_and_clear();
     store.close().await;
     let seconds = started.elapsed().as_secs_f64();

@@ -454,7 +454,28 @@ impl Store {
         let batch = Arc::new(batch);
         let shared = batch.clone();
         let programs = self.programs.clone();
-        write!(self, c => async move { ops::import_orders(c, &shared, now, &programs).await })
+        match &self.backend {
+            // Deferred: an import is acknowledged by `sync` at its end, and importing again resumes it.
+            Backend::Sqlite(s) => {
+                s.write_with(sqlite::Durability::Deferred, move |c| {
+                    Box::pin(async move { ops::sqlite::import_orders(c, &shared, now, &programs).await })
+                })
+                .await
+            }
+            Backend::Postgres(_) => {
+                write!(self, c => async move { ops::import_orders(c, &shared, now, &programs).await })
+            }
+        }
+    }
+
+    /// Returns once every write committed so far is on disk. Imported batches commit without waiting
+    /// for the disk on SQLite; an import calls this before it reports success. Every other write is
+    /// synced before it is acknowledged, on both backends.
+    pub async fn sync(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.sync().await,
+            Backend::Postgres(_) => Ok(()),
+        }
     }
 
     // ----- analytics snapshots -----

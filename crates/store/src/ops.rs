@@ -135,7 +135,8 @@ pub(crate) const CUSTOMER_COLUMNS: &str = "id, external_id, email, phone, name, 
 
 macro_rules! define_ops {
     ($Conn:ty) => {
-        use std::collections::{HashMap, HashSet};
+        // foldhash: the import hashes millions of external ids on the writer thread.
+        use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
         use chrono::{DateTime, Utc};
         use regulars_core::order::CustomerRef;
@@ -632,7 +633,7 @@ macro_rules! define_ops {
             let first_seen: HashMap<&str, i64> = batch
                 .iter()
                 .filter_map(|o| Some((o.customer.external_id.as_ref()?.as_str(), micros(o.order.placed_at))))
-                .fold(HashMap::new(), |mut m, (k, t)| {
+                .fold(HashMap::with_capacity(batch.len()), |mut m, (k, t)| {
                     m.entry(k).and_modify(|v: &mut i64| *v = (*v).min(t)).or_insert(t);
                     m
                 });
@@ -797,6 +798,9 @@ macro_rules! define_ops {
         fn refund_plan(
             o: &ImportedOrder,
         ) -> Result<Vec<(&regulars_core::ImportedRefund, Vec<regulars_core::RefundLine>)>> {
+            if o.refunds.is_empty() {
+                return Ok(Vec::new());
+            }
             let as_order = Order {
                 id: OrderId::from_key(1),
                 external_id: None,

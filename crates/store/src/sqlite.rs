@@ -31,7 +31,33 @@ type Deliver = Box<dyn FnOnce(Result<()>) + Send>;
 
 /// A queued write, type-erased: runs on the writer's connection and returns whether it succeeded
 /// and how to deliver its result once the batch has committed (or failed).
-type Job = Box<dyn FnOnce(&mut SqliteConn) -> (bool, Deliver) + Send>;
+type Run = Box<dyn FnOnce(&mut SqliteConn) -> (bool, Deliver) + Send>;
+
+/// A queued job and how the writer runs it.
+struct Job {
+    run: Run,
+    kind: Kind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// A write; waiting synced writes share one transaction, a deferred one commits alone.
+    Write(Durability),
+    /// Work outside any transaction: a checkpoint.
+    Maintenance,
+}
+
+/// How a write's commit reaches the disk before the write is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Synced before it is acknowledged (`synchronous=FULL`): every write of the API.
+    Synced,
+    /// Committed without waiting for the disk (`synchronous=NORMAL`): bulk work that its caller
+    /// acknowledges only after a later [`SqliteStore::sync`], such as the batches of an import. Such a
+    /// job commits alone, never in one transaction with synced writes; the next synced commit syncs
+    /// the whole WAL, so it also makes every deferred commit before it durable.
+    Deferred,
+}
 
 pub(crate) struct SqliteStore {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
@@ -91,8 +117,17 @@ impl SqliteStore {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConn) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
+        self.write_with(Durability::Synced, op).await
+    }
+
+    /// Queues `op` for the writer with the given durability and waits until it has committed.
+    pub(crate) async fn write_with<T, F>(&self, durability: Durability, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConn) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
         let (done_tx, done_rx) = oneshot::channel::<Result<T>>();
-        let job: Job = Box::new(move |conn| {
+        let run: Run = Box::new(move |conn| {
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| run_ready(op(conn))))
                 .unwrap_or_else(|_| Err(StoreError::Corrupt("the write panicked and was rolled back".into())));
             let ok = result.is_ok();
@@ -101,8 +136,22 @@ impl SqliteStore {
             });
             (ok, deliver)
         });
+        let job = Job { run, kind: Kind::Write(durability) };
         let sender = self.jobs.lock().expect("jobs lock").clone().ok_or(StoreError::Closed)?;
         sender.send(job).await.map_err(|_| StoreError::Closed)?;
+        done_rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Waits until everything committed so far, deferred commits included, is on disk: the WAL is synced
+    /// and copied into the database file (a checkpoint), then the database file is synced.
+    pub(crate) async fn sync(&self) -> Result<()> {
+        let (done_tx, done_rx) = oneshot::channel::<Result<()>>();
+        let run: Run = Box::new(move |conn| {
+            let result = conn.checkpoint();
+            (true, Box::new(move |_| drop(done_tx.send(result))))
+        });
+        let sender = self.jobs.lock().expect("jobs lock").clone().ok_or(StoreError::Closed)?;
+        sender.send(Job { run, kind: Kind::Maintenance }).await.map_err(|_| StoreError::Closed)?;
         done_rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -119,17 +168,48 @@ impl SqliteStore {
 }
 
 fn run_writer(mut conn: SqliteConn, mut jobs: mpsc::Receiver<Job>, batch_sizes: Histogram) {
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut batch: Vec<Run> = Vec::with_capacity(MAX_BATCH);
     let mut deliveries: Vec<Deliver> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = jobs.blocking_recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
+    // A job taken while gathering a batch that may not join it runs next.
+    let mut next: Option<Job> = None;
+    while let Some(first) = next.take().or_else(|| jobs.blocking_recv()) {
+        let durability = match first.kind {
+            Kind::Maintenance => {
+                let (_, deliver) = (first.run)(&mut conn);
+                deliver(Ok(()));
+                continue;
+            }
+            Kind::Write(durability) => durability,
+        };
+        batch.push(first.run);
+        while durability == Durability::Synced && batch.len() < MAX_BATCH {
             match jobs.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) if job.kind == Kind::Write(Durability::Synced) => batch.push(job.run),
+                Ok(job) => {
+                    next = Some(job);
+                    break;
+                }
                 Err(_) => break,
             }
         }
-        let outcome = run_batch(&mut conn, &mut batch, &mut deliveries);
+        let outcome = match durability {
+            Durability::Synced => run_batch(&mut conn, &mut batch, &mut deliveries),
+            Durability::Deferred => {
+                let outcome = match conn.run("PRAGMA synchronous = NORMAL") {
+                    Ok(()) => run_batch(&mut conn, &mut batch, &mut deliveries),
+                    Err(e) => {
+                        // The job is dropped unrun: its caller learns the store failed.
+                        batch.clear();
+                        Err(e)
+                    }
+                };
+                // Back to synced commits whatever happened; if that fails, no later write may commit.
+                if let Err(e) = conn.run("PRAGMA synchronous = FULL") {
+                    panic!("cannot restore synchronous=FULL on the SQLite writer: {e}");
+                }
+                outcome
+            }
+        };
         batch_sizes.observe(deliveries.len() as f64);
         for deliver in deliveries.drain(..) {
             deliver(match &outcome {
@@ -140,7 +220,7 @@ fn run_writer(mut conn: SqliteConn, mut jobs: mpsc::Receiver<Job>, batch_sizes: 
     }
 }
 
-fn run_batch(conn: &mut SqliteConn, batch: &mut Vec<Job>, deliveries: &mut Vec<Deliver>) -> Result<()> {
+fn run_batch(conn: &mut SqliteConn, batch: &mut Vec<Run>, deliveries: &mut Vec<Deliver>) -> Result<()> {
     let outcome = (|| {
         conn.run("BEGIN IMMEDIATE")?;
         if batch.len() == 1 {

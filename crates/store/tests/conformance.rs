@@ -418,3 +418,37 @@ async fn snapshots_keep_the_latest_two(db: &TestDb) {
     assert_eq!(s.customer_figures(second, b.id).await.unwrap().unwrap().value_at_risk, 30.0);
     assert!(s.customer_figures(first, a.id).await.unwrap().is_none(), "older snapshots are dropped");
 }
+
+/// Imported batches commit without waiting for the disk on SQLite; `sync` puts everything committed
+/// into the database file itself. A copy of that file alone, without its WAL, holds the whole import,
+/// and API writes queued between import batches still commit (in transactions of their own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_sync_the_sqlite_file_alone_holds_the_import() {
+    let db = TestDb::sqlite().await;
+    let s = db.store.clone();
+    let imports = (0..8).map(|i| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let batch = (0..50).map(|j| imported(2, &format!("o{i}-{j}"), &format!("c{i}-{}", j % 7), j % 5 == 0));
+            s.import_orders(batch.collect(), at(10)).await.unwrap()
+        })
+    });
+    let api = (0..8).map(|i| {
+        let s = s.clone();
+        tokio::spawn(async move { s.create_customer(customer(&format!("api{i}")), at(1), None).await.unwrap() })
+    });
+    let (imports, api) = (futures_util::future::join_all(imports).await, futures_util::future::join_all(api).await);
+    let orders: u64 = imports.into_iter().map(|r| r.unwrap().orders_created).sum();
+    assert_eq!((orders, api.len()), (400, 8));
+    s.sync().await.unwrap();
+
+    let path = db.url.strip_prefix("sqlite://").unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    let alone = copy.path().join("alone.db");
+    std::fs::copy(path, &alone).unwrap();
+    let reopened = Store::open(&format!("sqlite://{}", alone.display())).await.unwrap();
+    let counts = reopened.counts().await.unwrap();
+    assert_eq!((counts.orders, counts.customers), (400, 8 * 7 + 8));
+    reopened.close().await;
+    db.store.close().await;
+}
