@@ -425,6 +425,21 @@ macro_rules! define_rewards_ops {
             Ok(CardState { stamps, completed: completed.unwrap_or(0) as u32 })
         }
 
+        /// Locks the customer's wallet row for the rest of the transaction (creating it if needed), as every
+        /// ledger request does: on PostgreSQL two orders or refunds of one customer then stamp in turn, each
+        /// reading the stamps the other committed; SQLite's one writer does this anyway.
+        async fn lock_cards(c: &mut $Conn, customer: CustomerId) -> Result<()> {
+            c.execute(
+                Query::new(
+                    "INSERT INTO loyalty_wallets (customer_id) VALUES ($1) \
+                     ON CONFLICT (customer_id) DO UPDATE SET postings = loyalty_wallets.postings",
+                )
+                .bind(customer.key()),
+            )
+            .await?;
+            Ok(())
+        }
+
         /// The categories of the SKUs of `lines` when a card counts a category.
         async fn card_categories(
             c: &mut $Conn,
@@ -457,6 +472,10 @@ macro_rules! define_rewards_ops {
             }
             let skus: Vec<&Sku> = order.lines.iter().map(|l| &l.sku).collect();
             let categories = card_categories(c, &program.punch_cards, &skus).await?;
+            if program.punch_cards.iter().all(|card| card.stamps_for_lines(&order.lines, &categories) == 0) {
+                return Ok(Vec::new());
+            }
+            lock_cards(c, order.customer_id).await?;
             let mut codes = Vec::new();
             for card in &program.punch_cards {
                 let count = card.stamps_for_lines(&order.lines, &categories);
@@ -527,6 +546,7 @@ macro_rules! define_rewards_ops {
             }
             let skus: Vec<&Sku> = order.lines.iter().map(|l| &l.sku).collect();
             let categories = card_categories(c, &program.punch_cards, &skus).await?;
+            lock_cards(c, order.customer_id).await?;
             let mut removed_total = 0;
             for card in &program.punch_cards {
                 let count = card.stamps_for_refund(&order.lines, refunded_before, refund, &categories);

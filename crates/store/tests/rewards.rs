@@ -63,6 +63,7 @@ regulars_testkit::on_both_databases!(
     rewards_keep_the_per_customer_limit_and_refuse_without_writing,
     a_full_punch_card_issues_one_code_and_refunds_remove_stamps,
     a_held_coupon_counts_against_its_limit_until_released_or_expired,
+    concurrent_orders_of_one_customer_stamp_one_card_in_turn,
 );
 
 async fn twenty_concurrent_redemptions_of_a_reward_with_stock_three_give_three(db: &TestDb) {
@@ -160,10 +161,14 @@ reward_sku = "ESP"
 "#;
 
 fn order(external_id: &str, customer: CustomerId, lines: &[(&str, i64)]) -> OrderDraft {
+    priced_order(external_id, customer, lines, 250)
+}
+
+fn priced_order(external_id: &str, customer: CustomerId, lines: &[(&str, i64)], unit: i64) -> OrderDraft {
     let lines = lines
         .iter()
         .map(|(sku, q)| {
-            OrderLine::new(Sku::parse("sku", sku).unwrap(), None, Quantity::new("quantity", *q).unwrap(), 250, 0)
+            OrderLine::new(Sku::parse("sku", sku).unwrap(), None, Quantity::new("quantity", *q).unwrap(), unit, 0)
                 .unwrap()
         })
         .collect();
@@ -293,4 +298,25 @@ async fn a_held_coupon_counts_against_its_limit_until_released_or_expired(db: &T
         }
     }
     assert_eq!(held, 3);
+}
+
+async fn concurrent_orders_of_one_customer_stamp_one_card_in_turn(db: &TestDb) {
+    let s = &db.store;
+    s.set_program(PUNCH_PROGRAM.into(), at(0), None).await.unwrap();
+    let c = customer(s, "c1").await;
+    // Orders of 0.50 EUR earn no points, so only the punch cards touch the customer's loyalty rows.
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.record_order(priced_order(&format!("o{i}"), c, &[("ESP", 1)], 50), at(1), None).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let card = espresso_card(s, c).await;
+    assert_eq!((card.live_stamps, card.completed, card.codes.len()), (2, 1, 1));
+    assert_eq!(available(s, c).await, 0);
 }
