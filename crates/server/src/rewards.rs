@@ -195,11 +195,15 @@ pub async fn create_sale(
     .await
 }
 
-/// Issues a signed early-access token to a customer whose tier the sale names. The token is a pure function
-/// of the sale, the customer and the secret, so issuing it again gives the same token.
+/// Issues a signed early-access token to a customer whose tier the sale names, and records the grant (the
+/// tier is checked again by the writing statement). The token is a function of the sale, the customer and
+/// the secret, so issuing it again gives the same token.
 pub async fn issue_access_token(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
     body: ApiJson<wire::AccessTokenIn>,
 ) -> ApiResult<Response> {
     let sale = sale_of(&state, sale_id(&id)?).await?;
@@ -215,7 +219,13 @@ pub async fn issue_access_token(
     let secret = state.store.ensure_secret(ACCESS_SECRET, now).await?;
     let payload = format!("{}.{customer}", SaleId::from_key(sale.id));
     let token = format!("{payload}.{}", sign(&secret, &payload));
-    Ok(json_response(StatusCode::CREATED, wire::access_token(&sale, customer, &tier, &token).to_string()))
+    let sale_key = sale.id;
+    let shown_tier = tier.clone();
+    let render = move |_: &i64| (StatusCode::CREATED, wire::access_token(&sale, customer, &shown_tier, &token));
+    idempotency::run(&state, &caller, &headers, ("POST", uri.path(), &body.bytes), render, |idem| {
+        state.store.grant_sale_access(sale_key, customer, tier, now, idem)
+    })
+    .await
 }
 
 /// Checks a token: signed by this server, for this sale, and inside the sale's window (early access from

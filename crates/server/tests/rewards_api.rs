@@ -352,9 +352,13 @@ async fn vip_tokens_are_signed_checked_and_refused(app: &TestApp) {
     let tokens = format!("/api/v1/sales/{id}/access-tokens");
     let (status, body) = app.call_as(&till, "POST", &tokens, Some(json!({"customer_id": silver})), None).await;
     assert_eq!((status, code_of(&body)), (409, Some("sale_not_for_tier")), "{body}");
-    let (status, issued) = app.call_as(&till, "POST", &tokens, Some(json!({"customer_id": gold})), None).await;
+    let (status, issued) = app.call_as(&till, "POST", &tokens, Some(json!({"customer_id": gold})), Some("t-1")).await;
     assert_eq!((status, &issued["tier"]), (201, &json!("gold")), "{issued}");
     let token = issued["token"].as_str().unwrap().to_owned();
+    let (status, replay) = app.call_as(&till, "POST", &tokens, Some(json!({"customer_id": gold})), Some("t-1")).await;
+    assert_eq!((status, &replay), (201, &issued));
+    let (_, again) = app.call_as(&till, "POST", &tokens, Some(json!({"customer_id": gold})), None).await;
+    assert_eq!(again["token"], issued["token"], "the same customer and sale: the same token");
     let check = |t: &str| format!("/api/v1/sales/{id}/access?token={t}");
     // Before early access opens, the token is refused as not yet open; inside, it checks out.
     let (status, body) = app.call("GET", &check(&token), None).await;

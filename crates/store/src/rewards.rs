@@ -925,6 +925,31 @@ macro_rules! define_rewards_ops {
             row.as_ref().map(sale_from_row).transpose()
         }
 
+        /// Records that a customer of `tier` was given an early-access token to a sale. The row is written only
+        /// while the customer's wallet still has that tier (`sale_not_for_tier` otherwise).
+        pub(crate) async fn grant_sale_access(
+            c: &mut $Conn,
+            sale: i64,
+            customer: CustomerId,
+            tier: &str,
+            now: DateTime<Utc>,
+        ) -> Result<i64> {
+            let id: Option<i64> = c
+                .fetch_scalar(
+                    Query::new(
+                        "INSERT INTO loyalty_sale_access_grants (sale_id, customer_id, tier, issued_at) \
+                         SELECT $1, w.customer_id, w.tier, $4 FROM loyalty_wallets w \
+                         WHERE w.customer_id = $2 AND w.tier = $3 RETURNING id",
+                    )
+                    .bind(sale)
+                    .bind(customer.key())
+                    .bind(tier)
+                    .bind(micros(now)),
+                )
+                .await?;
+            id.map_or_else(|| refused(Refusal::SaleNotForTier), Ok)
+        }
+
         /// The secret called `name`, made from `fresh` if there was none (the first writer wins).
         pub(crate) async fn ensure_secret(c: &mut $Conn, name: &str, fresh: &str, now: DateTime<Utc>) -> Result<String> {
             c.execute(

@@ -127,6 +127,20 @@ impl Store {
         read!(self, c => ops::rewards::sale(c, id))
     }
 
+    /// Records an early-access grant of `sale` to a customer still in `tier`; returns the grant's id.
+    pub async fn grant_sale_access(
+        &self,
+        sale: i64,
+        customer: CustomerId,
+        tier: String,
+        now: DateTime<Utc>,
+        idem: Option<Idempotency<i64>>,
+    ) -> Result<i64> {
+        write!(self, c => async move {
+            with_idempotency!(c, idem, ops::rewards::grant_sale_access(c, sale, customer, &tier, now).await)
+        })
+    }
+
     /// The server secret called `name` (hex), generated (256 random bits) and stored on first use.
     pub async fn ensure_secret(&self, name: &str, now: DateTime<Utc>) -> Result<String> {
         if let Some(found) = self.secret(name).await? {

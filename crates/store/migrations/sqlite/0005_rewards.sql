@@ -118,6 +118,15 @@ CREATE TABLE loyalty_sales (
     CHECK (early_access_from <= starts_at AND starts_at < ends_at)
 );
 
+-- Who was given an early-access token (the token itself is not kept: it is signed, and checked by its signature).
+CREATE TABLE loyalty_sale_access_grants (
+    id INTEGER PRIMARY KEY,
+    sale_id INTEGER NOT NULL REFERENCES loyalty_sales (id),
+    customer_id INTEGER NOT NULL REFERENCES customers (id),
+    tier TEXT NOT NULL,
+    issued_at INTEGER NOT NULL
+);
+
 -- Secrets the server generates on first use (the key signing VIP access tokens); never sent anywhere.
 CREATE TABLE server_secrets (
     name TEXT PRIMARY KEY,
@@ -149,3 +158,7 @@ CREATE TRIGGER loyalty_coupon_hold_resolutions_append_only BEFORE UPDATE ON loya
     BEGIN SELECT RAISE(ABORT, 'loyalty_coupon_hold_resolutions rows are appended, never changed'); END;
 CREATE TRIGGER loyalty_coupon_hold_resolutions_no_delete BEFORE DELETE ON loyalty_coupon_hold_resolutions
     BEGIN SELECT RAISE(ABORT, 'loyalty_coupon_hold_resolutions rows are appended, never deleted'); END;
+CREATE TRIGGER loyalty_sale_access_grants_append_only BEFORE UPDATE ON loyalty_sale_access_grants
+    BEGIN SELECT RAISE(ABORT, 'loyalty_sale_access_grants rows are appended, never changed'); END;
+CREATE TRIGGER loyalty_sale_access_grants_no_delete BEFORE DELETE ON loyalty_sale_access_grants
+    BEGIN SELECT RAISE(ABORT, 'loyalty_sale_access_grants rows are appended, never deleted'); END;
