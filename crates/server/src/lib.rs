@@ -11,6 +11,7 @@ pub mod json;
 mod loyalty;
 pub mod metrics;
 pub mod openapi;
+mod openapi_rewards;
 mod rewards;
 pub mod routes;
 pub mod snapshot;

@@ -390,3 +390,38 @@ async fn vip_tokens_are_signed_checked_and_refused(app: &TestApp) {
     let (status, body) = app.call("GET", &check(&token), None).await;
     assert_eq!((status, code_of(&body)), (409, Some("sale_not_open")), "after the sale: {body}");
 }
+
+/// Every schema the OpenAPI document refers to exists, and this part's routes name their own.
+#[tokio::test]
+async fn the_openapi_document_describes_these_routes() {
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r);
+                }
+                m.values().for_each(|x| refs(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let app = TestApp::spawn().await;
+    let (_, doc) = app.call("GET", "/api/v1/openapi.json", None).await;
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    for r in &found {
+        let name = r.strip_prefix("#/components/schemas/").unwrap();
+        assert!(doc["components"]["schemas"][name].is_object(), "{r} is missing");
+    }
+    let redeem = &doc["paths"]["/api/v1/rewards/{id}/redeem"]["post"];
+    assert_eq!(
+        redeem["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        json!("#/components/schemas/RewardRedeemIn")
+    );
+    assert_eq!(
+        doc["paths"]["/api/v1/checkout/price"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+        json!("#/components/schemas/Priced")
+    );
+    app.stop().await;
+}
