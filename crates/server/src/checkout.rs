@@ -64,9 +64,9 @@ pub async fn price_cart(State(state): State<AppState>, body: ApiJson<wire::Price
         if cart.coupons[..i].contains(code) {
             return Err(FieldError::new(format!("coupons[{i}]"), "the same coupon twice").into());
         }
-        let (refusal, gift) = match state.store.coupon(code, cart.customer).await? {
+        let (refusal, gift) = match state.store.coupon_for_checkout(code, cart.customer, now).await? {
             None => (Some(Refusal::CouponNotFound), None),
-            Some(coupon) => match coupon_promotion(&coupon, cart.currency, now) {
+            Some((coupon, refusal)) => match coupon_promotion(&coupon, refusal, cart.currency) {
                 Ok(promotion) => {
                     promotions.extend(promotion);
                     (None, coupon.gift.map(|(what, _)| what))
@@ -84,10 +84,10 @@ pub async fn price_cart(State(state): State<AppState>, body: ApiJson<wire::Price
 /// price: the till hands it over), or why it may not be used now.
 fn coupon_promotion(
     coupon: &regulars_store::CouponState,
+    refusal: Option<Refusal>,
     currency: regulars_core::Currency,
-    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Option<Promotion>, Refusal> {
-    if let Some(refusal) = coupon.refusal(now) {
+    if let Some(refusal) = refusal {
         return Err(refusal);
     }
     let name = format!("coupon {}", coupon.code.as_str());

@@ -238,12 +238,12 @@ pub async fn coupon(
         ));
     }
     let customer = params.get("customer_id").map(|c| CustomerId::parse("customer_id", c)).transpose()?;
-    let coupon = state
+    let now = (state.clock)();
+    let (coupon, refusal) = state
         .store
-        .coupon(&code, customer)
+        .coupon_for_checkout(&code, customer, now)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("coupon {}", code.as_str())))?;
-    let refusal = coupon.refusal((state.clock)());
     Ok(json_response(StatusCode::OK, wire::coupon_check(&coupon, refusal.as_ref()).to_string()))
 }
 

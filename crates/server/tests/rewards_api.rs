@@ -245,6 +245,19 @@ async fn a_held_coupon_blocks_other_tills_until_released_or_expired(app: &TestAp
     let redeem = format!("/api/v1/coupons/{code}/redeem");
     let (status, body) = app.call_as(&till_b, "POST", &redeem, Some(json!({"customer_id": b})), None).await;
     assert_eq!((status, code_of(&body)), (409, Some("coupon_exhausted")), "a direct redemption is blocked too");
+    // Validation and pricing say so too, except to the customer whose checkout holds it.
+    let (_, check) = app.call("GET", &format!("/api/v1/coupons/{code}?customer_id={b}"), None).await;
+    assert_eq!(
+        (&check["valid"], &check["refusal"], &check["uses"]),
+        (&json!(false), &json!("coupon_exhausted"), &json!(0))
+    );
+    let (_, check) = app.call("GET", &format!("/api/v1/coupons/{code}?customer_id={a}"), None).await;
+    assert_eq!(check["valid"], json!(true), "{check}");
+    let cart = |c: &str| json!({"customer_id": c, "currency": "EUR", "coupons": [code], "lines": [{"sku": "X", "quantity": 1, "unit_price_minor": 1000}]});
+    let (_, priced) = app.call("POST", "/api/v1/checkout/price", Some(cart(&a))).await;
+    assert_eq!(priced["total_minor"], json!(900), "{priced}");
+    let (_, priced) = app.call("POST", "/api/v1/checkout/price", Some(cart(&b))).await;
+    assert_eq!((&priced["total_minor"], &priced["coupons"][0]["refusal"]), (&json!(1000), &json!("coupon_exhausted")));
     // A's hold expires: B may hold it; A's confirmation is refused.
     app.clock.advance(Duration::seconds(300));
     let (status, hold_b) =

@@ -680,6 +680,25 @@ macro_rules! define_rewards_ops {
             })
         }
 
+        /// Live holds of a code at `now` by customers other than `customer` (all of them without one).
+        pub(crate) async fn others_live_holds(
+            c: &mut $Conn,
+            code: &CouponCode,
+            customer: Option<CustomerId>,
+            now: DateTime<Utc>,
+        ) -> Result<u32> {
+            let n: i64 = c
+                .fetch_one(
+                    Query::new(format!("{LIVE_HOLDS} AND h.customer_id <> $3"))
+                        .bind(code.as_str())
+                        .bind(micros(now))
+                        .bind(customer.map_or(0, CustomerId::key)),
+                )
+                .await?
+                .at(0)?;
+            Ok(n as u32)
+        }
+
         pub(crate) async fn coupon_hold(c: &mut $Conn, id: i64, now: DateTime<Utc>) -> Result<Option<CouponHold>> {
             let row = c
                 .fetch_optional(

@@ -81,6 +81,21 @@ impl Store {
         })
     }
 
+    /// A coupon and the refusal a checkout of `customer` would meet with it at `now`, where live holds of
+    /// other customers count as uses (the customer's own hold is what their checkout is using). Advice,
+    /// like `coupon`: the holding and redeeming statements decide.
+    pub async fn coupon_for_checkout(
+        &self,
+        code: &CouponCode,
+        customer: Option<CustomerId>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(crate::CouponState, Option<regulars_core::loyalty::Refusal>)>> {
+        let Some(coupon) = self.coupon(code, customer).await? else { return Ok(None) };
+        let held = read!(self, c => ops::rewards::others_live_holds(c, code, customer, now))?;
+        let probe = crate::CouponState { uses: coupon.uses + held, ..coupon.clone() };
+        Ok(Some((coupon, probe.refusal(now))))
+    }
+
     pub async fn coupon_hold(&self, id: i64, now: DateTime<Utc>) -> Result<Option<CouponHold>> {
         read!(self, c => ops::rewards::coupon_hold(c, id, now))
     }
