@@ -64,6 +64,7 @@ regulars_testkit::on_both_databases!(
     a_full_punch_card_issues_one_code_and_refunds_remove_stamps,
     a_held_coupon_counts_against_its_limit_until_released_or_expired,
     concurrent_orders_of_one_customer_stamp_one_card_in_turn,
+    stamps_expire_when_the_program_says_so,
 );
 
 async fn twenty_concurrent_redemptions_of_a_reward_with_stock_three_give_three(db: &TestDb) {
@@ -319,4 +320,23 @@ async fn concurrent_orders_of_one_customer_stamp_one_card_in_turn(db: &TestDb) {
     let card = espresso_card(s, c).await;
     assert_eq!((card.live_stamps, card.completed, card.codes.len()), (2, 1, 1));
     assert_eq!(available(s, c).await, 0);
+}
+
+async fn stamps_expire_when_the_program_says_so(db: &TestDb) {
+    let s = &db.store;
+    let program = PUNCH_PROGRAM.replace("reward_sku = \"ESP\"", "reward_sku = \"ESP\"\nstamp_expiry_days = 30");
+    s.set_program(program, at(0), None).await.unwrap();
+    let c = customer(s, "c1").await;
+    s.record_order(order("o1", c, &[("ESP", 9)]), at(0), None).await.unwrap();
+    let day = |d: i64| at(0) + Duration::days(d);
+    let live = |d: i64| async move { s.punch_cards(c, day(d)).await.unwrap().unwrap().remove(0).live_stamps };
+    assert_eq!(live(29).await, 9);
+    assert_eq!(live(30).await, 0, "stamped on day 0, expired on day 30");
+    // One more on day 30 does not complete the card: the nine are gone.
+    s.record_order(order("o2", c, &[("ESP", 1)]), day(30), None).await.unwrap();
+    let card = s.punch_cards(c, day(30)).await.unwrap().unwrap().remove(0);
+    assert_eq!((card.live_stamps, card.completed), (1, 0));
+    s.record_order(order("o3", c, &[("ESP", 9)]), day(31), None).await.unwrap();
+    let card = s.punch_cards(c, day(31)).await.unwrap().unwrap().remove(0);
+    assert_eq!((card.live_stamps, card.completed, card.codes.len()), (0, 1, 1));
 }
