@@ -297,6 +297,7 @@ async fn carts_are_priced_with_promotions_tiers_and_coupons(app: &TestApp) {
         json!({"name": "10% pastries", "percent_off": 10, "category": "pastry", "currency": "EUR"}),
         json!({"name": "Gold 5 off", "amount_off_minor": 500, "currency": "EUR", "tiers": ["gold"], "minimum_minor": 2000}),
         json!({"name": "Too late", "percent_off": 50, "currency": "EUR", "valid_until": "2026-06-01T00:00:00Z"}),
+        json!({"name": "Platinum 60%", "percent_off": 60, "currency": "EUR", "tiers": ["platinum"], "stacking": "exclusive"}),
     ];
     let (status, body) =
         app.call("POST", "/api/v1/promotions", Some(json!({"name": "x", "buy": 2, "currency": "EUR"}))).await;
@@ -305,7 +306,7 @@ async fn carts_are_priced_with_promotions_tiers_and_coupons(app: &TestApp) {
         let (status, body) = app.call("POST", "/api/v1/promotions", Some(p)).await;
         assert_eq!(status, 201, "{body}");
     }
-    assert_eq!(app.call("GET", "/api/v1/promotions", None).await.1["items"].as_array().unwrap().len(), 4);
+    assert_eq!(app.call("GET", "/api/v1/promotions", None).await.1["items"].as_array().unwrap().len(), 5);
     let c = customer(app, "c1").await;
     let cart = |coupons: Value| {
         json!({
@@ -328,6 +329,12 @@ async fn carts_are_priced_with_promotions_tiers_and_coupons(app: &TestApp) {
     set_tier(app, &c, "gold").await;
     let (_, priced) = app.call("POST", "/api/v1/checkout/price", Some(cart(json!([])))).await;
     assert_eq!(priced["total_minor"], json!(1550), "{priced}");
+    // An exclusive promotion wins when it gives more than the combinable ones together.
+    set_tier(app, &c, "platinum").await;
+    let (_, priced) = app.call("POST", "/api/v1/checkout/price", Some(cart(json!([])))).await;
+    assert_eq!((&priced["discount_minor"], &priced["total_minor"]), (&json!(1740), &json!(1160)), "{priced}");
+    assert_eq!(priced["applied"].as_array().unwrap().len(), 1, "{priced}");
+    set_tier(app, &c, "gold").await;
     // A coupon of 100% off, and one that does not exist: nothing goes negative.
     let (_, batch) =
         app.call("POST", "/api/v1/coupons", Some(json!({"name": "All", "count": 1, "percent_off": 100}))).await;
