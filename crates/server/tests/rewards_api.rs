@@ -98,6 +98,16 @@ async fn rewards_are_defined_redeemed_and_refused_with_stable_codes(app: &TestAp
     assert!(code.len() >= 13, "at least 64 random bits: {code}");
     let (status, check) = app.call("GET", &format!("/api/v1/coupons/{code}"), None).await;
     assert_eq!((status, &check["valid"], &check["max_uses"]), (200, &json!(true), &json!(1)), "{check}");
+    // At the till, the code makes one croissant free.
+    let cart = json!({"customer_id": c, "currency": "EUR", "coupons": [code], "lines": [
+        {"sku": "CROISSANT", "quantity": 2, "unit_price_minor": 250}, {"sku": "LATTE", "quantity": 1, "unit_price_minor": 350}]});
+    let (status, priced) = app.call_as(&till, "POST", "/api/v1/checkout/price", Some(cart), None).await;
+    assert_eq!(
+        (status, &priced["total_minor"], &priced["lines"][0]["discount_minor"]),
+        (200, &json!(600), &json!(250)),
+        "{priced}"
+    );
+    assert_eq!(priced["coupons"][0]["gift"], json!("Free croissant"));
     let path = format!("/api/v1/coupons/{code}/redeem");
     assert_eq!(app.call_as(&till, "POST", &path, Some(json!({"customer_id": c})), None).await.0, 200);
     let (status, body) = app.call_as(&till, "POST", &path, Some(json!({"customer_id": c})), None).await;
