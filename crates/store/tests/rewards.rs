@@ -132,6 +132,27 @@ async fn rewards_keep_the_per_customer_limit_and_refuse_without_writing(db: &Tes
     assert_eq!(refusal(third), Refusal::RewardLimitPerCustomer);
     assert_eq!(available(s, rich).await, 800, "two rewards paid, the refused one not");
 
+    // The same customer at ten tills at once, on a reward with a limit of 2: exactly two.
+    let twice = s.create_reward(reward("twice", 10, None, Some(2)), None, at(0), None).await.unwrap();
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.redeem_reward(twice.id, rich, request(&format!("t{i}")), RewardDelivery::Code, at(1), None).await
+            })
+        })
+        .collect();
+    let (mut ok, mut limited) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::Refused(Refusal::RewardLimitPerCustomer)) => limited += 1,
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert_eq!((ok, limited), (2, 8));
+    assert_eq!(available(s, rich).await, 780);
+
     let poor = customer(s, "poor").await;
     give(s, poor, 99).await;
     let r = s.redeem_reward(stored.id, poor, request("p1"), RewardDelivery::Code, at(1), None).await;
