@@ -73,6 +73,22 @@ prefixed_id!(
     /// A loyalty hold placed during a checkout, `hld_…` (within its wallet it is `loyalty::HoldId`).
     LoyaltyHoldId, "hld_"
 );
+prefixed_id!(
+    /// A reward of the catalogue, `rwd_…`.
+    RewardId, "rwd_"
+);
+prefixed_id!(
+    /// A coupon held by a checkout, `chl_…`.
+    CouponHoldId, "chl_"
+);
+prefixed_id!(
+    /// A promotion, `prm_…`.
+    PromotionId, "prm_"
+);
+prefixed_id!(
+    /// A sale with early access, `sal_…`.
+    SaleId, "sal_"
+);
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,7 @@ pub mod text;
 
 pub use access::{Operation, Role};
 pub use customer::{Consent, Customer, CustomerDraft, CustomerPatch, Email, Phone};
+pub use ids::{CouponHoldId, PromotionId, RewardId, SaleId};
 pub use ids::{CustomerId, LoyaltyHoldId, OrderId, ProductId, RefundId};
 pub use import::{ImportedOrder, ImportedRefund};
 pub use money::{Currency, Money};

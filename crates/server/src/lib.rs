@@ -3,6 +3,7 @@
 
 mod analytics;
 pub mod auth;
+mod checkout;
 pub mod error;
 mod handlers;
 pub mod idempotency;
@@ -10,6 +11,8 @@ pub mod json;
 mod loyalty;
 pub mod metrics;
 pub mod openapi;
+mod openapi_rewards;
+mod rewards;
 pub mod routes;
 pub mod snapshot;
 pub mod wire;
@@ -106,6 +109,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/coupons", post(loyalty::create_coupons))
         .route("/api/v1/coupons/{code}", get(loyalty::coupon))
         .route("/api/v1/coupons/{code}/redeem", post(loyalty::redeem_coupon))
+        .route("/api/v1/rewards", post(rewards::create_reward).get(rewards::rewards))
+        .route("/api/v1/rewards/{id}/redeem", post(rewards::redeem_reward))
+        .route("/api/v1/customers/{id}/punch-cards", get(rewards::punch_cards))
+        .route("/api/v1/coupons/{code}/holds", post(rewards::hold_coupon))
+        .route("/api/v1/coupon-holds/{id}/confirm", post(rewards::confirm_hold))
+        .route("/api/v1/coupon-holds/{id}/release", post(rewards::release_hold))
+        .route("/api/v1/promotions", post(checkout::create_promotion).get(checkout::promotions))
+        .route("/api/v1/checkout/price", post(checkout::price_cart))
+        .route("/api/v1/sales", post(rewards::create_sale))
+        .route("/api/v1/sales/{id}/access-tokens", post(rewards::issue_access_token))
+        .route("/api/v1/sales/{id}/access", get(rewards::check_access))
         .route("/api/v1/keys", post(create_key).get(list_keys))
         .route("/api/v1/keys/{prefix}/revoke", post(revoke_key))
         .route_layer(from_fn_with_state(state.clone(), auth::authorize))

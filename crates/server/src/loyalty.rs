@@ -29,7 +29,7 @@ fn customer_id(raw: &str) -> ApiResult<CustomerId> {
 }
 
 /// The ledger request id of an API call: `api:<key id>:<Idempotency-Key>`, or a random one.
-fn request_id(caller: &Caller, headers: &HeaderMap) -> RequestId {
+pub(crate) fn request_id(caller: &Caller, headers: &HeaderMap) -> RequestId {
     let scope = caller.scope();
     let raw = match headers.get(idempotency::HEADER).and_then(|v| v.to_str().ok()) {
         Some(key) if scope.len() + key.len() + 5 <= RequestId::MAX_CHARS => format!("api:{scope}:{key}"),
@@ -238,12 +238,12 @@ pub async fn coupon(
         ));
     }
     let customer = params.get("customer_id").map(|c| CustomerId::parse("customer_id", c)).transpose()?;
-    let coupon = state
+    let now = (state.clock)();
+    let (coupon, refusal) = state
         .store
-        .coupon(&code, customer)
+        .coupon_for_checkout(&code, customer, now)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("coupon {}", code.as_str())))?;
-    let refusal = coupon.refusal((state.clock)());
     Ok(json_response(StatusCode::OK, wire::coupon_check(&coupon, refusal.as_ref()).to_string()))
 }
 

@@ -128,6 +128,9 @@ fn schemas() -> Value {
     for (name, schema) in loyalty_schemas().as_object().expect("an object") {
         all[name] = schema.clone();
     }
+    for (name, schema) in crate::openapi_rewards::schemas().as_object().expect("an object") {
+        all[name] = schema.clone();
+    }
     all
 }
 
@@ -155,7 +158,7 @@ fn bodies(method: &str, path: &str) -> (Option<&'static str>, &'static str) {
         ("POST", "/api/v1/coupons") => (Some("CouponBatchIn"), "CouponBatch"),
         ("GET", "/api/v1/coupons/{code}") => (None, "Coupon"),
         ("POST", "/api/v1/coupons/{code}/redeem") => (Some("CouponRedeemIn"), "Coupon"),
-        _ => (None, "Page"),
+        _ => crate::openapi_rewards::bodies(method, path).unwrap_or((None, "Page")),
     }
 }
 

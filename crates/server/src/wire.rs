@@ -705,3 +705,8 @@ pub fn coupon_redeemed(customer: CustomerId, r: &CouponRedeemed) -> Value {
     out["customer_uses"] = r.coupon.customer_uses.into();
     out
 }
+
+// Rewards, punch cards, coupon holds, promotions, checkout pricing and sales: their own file.
+#[path = "wire_rewards.rs"]
+mod rewards;
+pub use rewards::*;

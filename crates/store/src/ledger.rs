@@ -120,6 +120,9 @@ pub struct CouponState {
     pub customer_uses: u32,
     pub valid_from: Option<DateTime<Utc>>,
     pub valid_until: Option<DateTime<Utc>>,
+    /// What the code gives in words when it is an item (a reward or a full punch card), and the SKU
+    /// made free, if any (then `offer` is 100% off one unit of it).
+    pub gift: Option<(String, Option<String>)>,
 }
 
 impl CouponState {
@@ -1282,7 +1285,7 @@ macro_rules! define_ledger_ops {
         }
 
         const COUPON_COLUMNS: &str = "k.code, k.batch_id, k.max_uses, k.uses, b.name, b.kind, b.value, b.currency, \
-             b.max_uses_per_customer, b.valid_from, b.valid_until";
+             b.max_uses_per_customer, b.valid_from, b.valid_until, b.gift, b.gift_sku";
 
         fn coupon_from_row(r: &Row, customer_uses: u32) -> Result<CouponState> {
             let value: i64 = r.get("value")?;
@@ -1308,6 +1311,7 @@ macro_rules! define_ledger_ops {
                 customer_uses,
                 valid_from: r.get::<Option<i64>>("valid_from")?.map(from_micros).transpose()?,
                 valid_until: r.get::<Option<i64>>("valid_until")?.map(from_micros).transpose()?,
+                gift: r.get::<Option<String>>("gift")?.map(|g| r.get::<Option<String>>("gift_sku").map(|s| (g, s))).transpose()?,
             })
         }
 
@@ -1362,13 +1366,20 @@ macro_rules! define_ledger_ops {
             if exists.is_none() {
                 return Err(StoreError::not_found("customer_id", format!("customer {customer}")));
             }
+            // Lock the coupon row first (PostgreSQL), so the count of live checkout holds below sees every
+            // hold committed before; a hold counts against the limit until confirmed, released or expired.
+            c.execute(Query::new("UPDATE loyalty_coupons SET uses = uses WHERE code = $1").bind(code.as_str())).await?;
             let uses: Option<i64> = c
                 .fetch_scalar(
                     Query::new(
                         "UPDATE loyalty_coupons SET uses = uses + 1 \
-                         WHERE code = $1 AND (max_uses IS NULL OR uses < max_uses) RETURNING uses",
+                         WHERE code = $1 AND (max_uses IS NULL OR uses + (SELECT COUNT(*) FROM loyalty_coupon_holds h \
+                         WHERE h.code = $1 AND h.expires_at > $2 AND NOT EXISTS \
+                         (SELECT 1 FROM loyalty_coupon_hold_resolutions r WHERE r.hold_id = h.id)) < max_uses) \
+                         RETURNING uses",
                     )
-                    .bind(code.as_str()),
+                    .bind(code.as_str())
+                    .bind(micros(now)),
                 )
                 .await?;
             let Some(uses) = uses else { return refused(Refusal::CouponExhausted) };

@@ -13,6 +13,8 @@ mod db;
 mod keys;
 #[macro_use]
 mod ledger;
+#[macro_use]
+mod rewards;
 mod migrate;
 mod ops;
 mod postgres;
@@ -33,6 +35,7 @@ pub use ledger::{
     CouponBatch, CouponBatchDraft, CouponOffer, CouponRedeemed, CouponState, LedgerReceipt, ProgramVersion,
     WalletHistory, WalletView,
 };
+pub use rewards::{CouponHold, PunchCardView, RewardDelivery, RewardRedeemed, Sale, StoredPromotion, StoredReward};
 
 /// Why a store operation did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -726,3 +729,6 @@ impl Store {
         write!(self, c => ops::revoke_api_key(c, &prefix, now))
     }
 }
+
+// Rewards, punch cards, coupon holds, promotions and sales: `rewards_store.rs` (after the macros above).
+mod rewards_store;

@@ -483,6 +483,7 @@ macro_rules! define_ops {
                 refunded_minor: 0,
             };
             ledger::earn_for_order(c, programs, &order, now).await?;
+            rewards::punch_for_order(c, programs, &order, now).await?;
             Ok((order, true))
         }
 
@@ -579,6 +580,7 @@ macro_rules! define_ops {
             apply_refund_lines(c, d.order_id.key(), refund_key, &lines).await?;
             let refund_id = RefundId::from_key(refund_key);
             ledger::clawback_for_refund(c, programs, &order, refund_id, order.refunded_minor + amount, now).await?;
+            rewards::unstamp_for_refund(c, programs, &order, &refunded, &lines, now).await?;
             let refund = Refund {
                 id: RefundId::from_key(refund_key),
                 external_id: d.external_id.clone(),
@@ -1002,6 +1004,10 @@ pub(crate) mod sqlite {
     pub(crate) mod ledger {
         define_ledger_ops!(crate::db::SqliteConn);
     }
+
+    pub(crate) mod rewards {
+        define_rewards_ops!(crate::db::SqliteConn);
+    }
 }
 
 pub(crate) mod postgres {
@@ -1009,6 +1015,10 @@ pub(crate) mod postgres {
 
     pub(crate) mod ledger {
         define_ledger_ops!(sqlx::PgConnection);
+    }
+
+    pub(crate) mod rewards {
+        define_rewards_ops!(sqlx::PgConnection);
     }
 }
 

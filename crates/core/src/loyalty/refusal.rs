@@ -53,11 +53,23 @@ pub enum Refusal {
     UnknownEvent,
     #[error("this customer has earned points for the event as often as they may")]
     EventLimitReached,
+    #[error("the reward is not offered now")]
+    RewardNotActive,
+    #[error("the coupon hold expired; hold the coupon again")]
+    CouponHoldExpired,
+    #[error("the coupon hold was already confirmed or released")]
+    CouponHoldAlreadyResolved,
+    #[error("the customer's tier does not give access to this sale")]
+    SaleNotForTier,
+    #[error("the sale is not open to this token now")]
+    SaleNotOpen,
+    #[error("the access token is not valid for this sale")]
+    AccessTokenInvalid,
 }
 
 impl Refusal {
     /// Every code, for the API's error table and its test.
-    pub const CODES: [&'static str; 22] = [
+    pub const CODES: [&'static str; 28] = [
         "invalid_points",
         "insufficient_points",
         "hold_not_found",
@@ -80,6 +92,12 @@ impl Refusal {
         "reward_not_yet_valid",
         "unknown_event",
         "event_limit_reached",
+        "reward_not_active",
+        "coupon_hold_expired",
+        "coupon_hold_already_resolved",
+        "sale_not_for_tier",
+        "sale_not_open",
+        "access_token_invalid",
     ];
 
     /// The stable code of this refusal.
@@ -107,6 +125,12 @@ impl Refusal {
             Refusal::RewardNotYetValid => "reward_not_yet_valid",
             Refusal::UnknownEvent => "unknown_event",
             Refusal::EventLimitReached => "event_limit_reached",
+            Refusal::RewardNotActive => "reward_not_active",
+            Refusal::CouponHoldExpired => "coupon_hold_expired",
+            Refusal::CouponHoldAlreadyResolved => "coupon_hold_already_resolved",
+            Refusal::SaleNotForTier => "sale_not_for_tier",
+            Refusal::SaleNotOpen => "sale_not_open",
+            Refusal::AccessTokenInvalid => "access_token_invalid",
         }
     }
 }
