@@ -397,7 +397,7 @@ macro_rules! define_ledger_ops {
 
         /// Creates the wallet if needed and locks its row for this transaction (PostgreSQL; on SQLite the
         /// writer runs one job at a time). `None` when the customer does not exist.
-        async fn lock_wallet(c: &mut $Conn, customer: CustomerId) -> Result<Option<WalletRow>> {
+        pub(crate) async fn lock_wallet(c: &mut $Conn, customer: CustomerId) -> Result<Option<WalletRow>> {
             let row = c
                 .fetch_optional(
                     Query::new(format!(
@@ -1183,7 +1183,7 @@ macro_rules! define_ledger_ops {
             let rules = &program.earning;
             // The welcome bonus only asks whether there was an order before; Nth-purchase bonuses need the
             // count. (A literal LIMIT: a bound one makes SQLite prepare the statement again on every run.)
-            let counts = rules.welcome_bonus.is_positive() || !rules.nth_purchase.is_empty();
+            let counts = rules.welcome_bonus.is_positive() || !rules.nth_purchase.is_empty() || rules.referral.is_some();
             let sql = if rules.nth_purchase.is_empty() {
                 "SELECT COUNT(*) FROM (SELECT 1 FROM orders WHERE customer_id = $1 AND id < $2 LIMIT 1) AS o"
             } else {
@@ -1222,22 +1222,37 @@ macro_rules! define_ledger_ops {
             let skus: Vec<&regulars_core::Sku> = order.lines.iter().map(|l| &l.sku).collect();
             let (tier, orders_before, categories) =
                 order_context(c, &program, Some(order.customer_id), Some(order.id), &skus).await?;
+            // A referral pays on the friend's first purchase only.
+            let referred_by = if orders_before == 0 && program.earning.referral.is_some() {
+                super::tiers::referrer_of(c, order.customer_id).await?
+            } else {
+                None
+            };
             let context = loyalty::earning::CustomerContext {
                 customer: order.customer_id,
                 tier: tier.as_deref(),
                 orders_before,
-                referred_by: None,
+                referred_by,
             };
             let earning = loyalty::earning::earn_for_order(&program, order, &categories, context);
-            if !earning.total.is_positive() {
-                return Ok(None);
+            let done = if earning.total.is_positive() {
+                let reference = OrderRef::new(order.id, order.external_id.as_ref());
+                let request =
+                    Request { id: RequestId::for_order(order.id), command: earning.command(&program, &reference, now) };
+                match execute(c, order.customer_id, &request, now).await? {
+                    Ok(done) => Some(done),
+                    Err(refusal) => return Err(StoreError::Refused(refusal)),
+                }
+            } else {
+                None
+            };
+            if let Some((referrer, command)) = earning.referrer_command(&program, now) {
+                let request = Request { id: RequestId::for_referral(order.customer_id), command };
+                execute(c, referrer, &request, now).await?.map_err(StoreError::Refused)?;
             }
-            let reference = OrderRef::new(order.id, order.external_id.as_ref());
-            let request = Request { id: RequestId::for_order(order.id), command: earning.command(&program, &reference, now) };
-            match execute(c, order.customer_id, &request, now).await? {
-                Ok(done) => Ok(Some(done)),
-                Err(refusal) => Err(StoreError::Refused(refusal)),
-            }
+            // The tier after this order (its own points were earned at the tier before it).
+            super::tiers::evaluate_with(c, &program, order.customer_id, now).await?;
+            Ok(done)
         }
 
         // ----- coupons -----

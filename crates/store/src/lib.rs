@@ -14,6 +14,8 @@ mod keys;
 #[macro_use]
 mod ledger;
 mod migrate;
+#[macro_use]
+mod tiers;
 mod ops;
 mod postgres;
 mod sqlite;
@@ -33,6 +35,7 @@ pub use ledger::{
     CouponBatch, CouponBatchDraft, CouponOffer, CouponRedeemed, CouponState, LedgerReceipt, ProgramVersion,
     WalletHistory, WalletView,
 };
+pub use tiers::{LoyaltyEvent, LoyaltyTick, TierChangeRecord, TierView};
 
 /// Why a store operation did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -705,3 +708,6 @@ impl Store {
         write!(self, c => ops::revoke_api_key(c, &prefix, now))
     }
 }
+
+// After the macros above, which its methods use.
+mod loyalty_jobs;

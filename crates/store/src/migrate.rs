@@ -9,11 +9,13 @@ pub(crate) const SQLITE: &[(u32, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_analytics.sql")),
     (3, include_str!("../migrations/sqlite/0003_loyalty.sql")),
+    (4, include_str!("../migrations/sqlite/0004_tiers.sql")),
 ];
 pub(crate) const POSTGRES: &[(u32, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_analytics.sql")),
     (3, include_str!("../migrations/postgres/0003_loyalty.sql")),
+    (4, include_str!("../migrations/postgres/0004_tiers.sql")),
 ];
 
 const CREATE_TABLE: &str =

@@ -998,6 +998,10 @@ pub(crate) mod sqlite {
     pub(crate) mod ledger {
         define_ledger_ops!(crate::db::SqliteConn);
     }
+
+    pub(crate) mod tiers {
+        define_tier_ops!(crate::db::SqliteConn);
+    }
 }
 
 pub(crate) mod postgres {
@@ -1005,6 +1009,10 @@ pub(crate) mod postgres {
 
     pub(crate) mod ledger {
         define_ledger_ops!(sqlx::PgConnection);
+    }
+
+    pub(crate) mod tiers {
+        define_tier_ops!(sqlx::PgConnection);
     }
 }
 
