@@ -24,12 +24,12 @@ use crate::idempotency::{self, json_response};
 use crate::json::ApiJson;
 use crate::wire;
 
-fn customer_id(raw: &str) -> ApiResult<CustomerId> {
+pub(crate) fn customer_id(raw: &str) -> ApiResult<CustomerId> {
     raw.parse().map_err(|()| ApiError::not_found(format!("customer {raw:?}")))
 }
 
 /// The ledger request id of an API call: `api:<key id>:<Idempotency-Key>`, or a random one.
-fn request_id(caller: &Caller, headers: &HeaderMap) -> RequestId {
+pub(crate) fn request_id(caller: &Caller, headers: &HeaderMap) -> RequestId {
     let scope = caller.scope();
     let raw = match headers.get(idempotency::HEADER).and_then(|v| v.to_str().ok()) {
         Some(key) if scope.len() + key.len() + 5 <= RequestId::MAX_CHARS => format!("api:{scope}:{key}"),

@@ -373,7 +373,8 @@ macro_rules! define_tier_ops {
             let exists: Option<i64> =
                 c.fetch_scalar(Query::new("SELECT id FROM customers WHERE id = $1").bind(referrer.key())).await?;
             if exists.is_none() || friend == referrer {
-                return Err(StoreError::not_found("referred_by", format!("customer {referrer}")));
+                let message = format!("customer {referrer} does not exist");
+                return Err(regulars_core::FieldError::new("referred_by", message).into());
             }
             c.execute(
                 Query::new("INSERT INTO loyalty_referrals (friend_id, referrer_id, recorded_at) VALUES ($1, $2, $3)")
