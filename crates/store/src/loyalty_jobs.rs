@@ -110,11 +110,10 @@ impl Store {
         let (wallets_settled, postings) = self.settle_due(now, 500).await?;
         let mut tick = LoyaltyTick { wallets_settled, postings, ..LoyaltyTick::default() };
         let has_tiers = self.program().await?.is_some_and(|p| p.program.tiers.is_some());
-        let mut after = 0;
-        while has_tiers {
-            let page = read!(self, c => ops::tiers::tiered(c, after, 500))?;
-            let Some(last) = page.last() else { break };
-            after = last.key();
+        let mut after = if has_tiers { Some(0) } else { None };
+        while let Some(from) = after {
+            let page = read!(self, c => ops::tiers::tiered(c, from, 500))?;
+            after = page.last().map(|c| c.key());
             for customer in page {
                 tick.tiers_evaluated += 1;
                 tick.tier_changes += u64::from(self.evaluate_tier(customer, now).await?);
