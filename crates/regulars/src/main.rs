@@ -55,8 +55,8 @@ enum Command {
         #[arg(long, env = "REGULARS_SNAPSHOT_EVERY", default_value_t = 3600)]
         snapshot_every: u64,
         /// Seconds between runs of the loyalty job (lots maturing and expiring, holds timing out, written to
-        /// the stored balances; tier downgrades; "points expiring" reminders; birthday bonuses, checked once
-        /// an hour); 0 turns it off. Reads and writes settle on their own anyway.
+        /// the stored balances; "points expiring" reminders; once an hour, tier downgrades and birthday
+        /// bonuses); 0 turns it off. Reads and writes settle on their own anyway.
         #[arg(long, env = "REGULARS_SETTLE_EVERY", default_value_t = 60)]
         settle_every: u64,
     },
@@ -217,21 +217,21 @@ async fn snapshot_job(store: Store, every_seconds: u64) {
     }
 }
 
-/// The loyalty job: every `every_seconds`, writes what time did to the wallets where something is due,
-/// evaluates tiers (downgrades), records "points expiring" reminders, and once an hour grants birthdays.
+/// The loyalty job: every `every_seconds`, writes what time did to the wallets where something is due and
+/// records "points expiring" reminders; once an hour also evaluates tiers (downgrades) and grants birthdays.
 async fn settle_job(store: Store, every_seconds: u64) {
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(every_seconds));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut birthdays_hour = None;
+    let mut last_hour = None;
     loop {
         ticks.tick().await;
         let now = Utc::now();
         let hour = now.timestamp().div_euclid(3600);
-        let birthdays = birthdays_hour != Some(hour);
-        match store.loyalty_tick(now, birthdays).await {
+        let hourly = last_hour != Some(hour);
+        match store.loyalty_tick(now, hourly).await {
             Ok(t) => {
-                if birthdays {
-                    birthdays_hour = Some(hour);
+                if hourly {
+                    last_hour = Some(hour);
                 }
                 if t.wallets_settled + t.tier_changes + t.reminders + t.birthdays > 0 {
                     eprintln!(

@@ -99,19 +99,19 @@ async fn crossing_a_threshold_upgrades_and_time_downgrades_one_step_at_a_time(ap
 
     // The window passes: nothing earned in the last 30 days. Grace starts; still Gold meanwhile.
     app.clock.advance(Duration::days(31));
-    let done = tick(app, false).await;
+    let done = tick(app, true).await;
     assert_eq!((done.tiers_evaluated, done.tier_changes), (1, 0));
     let t = get(app, &tier_path).await;
     assert_eq!(t["tier"], "Gold");
     assert!(t["grace_ends_at"].is_string(), "{t}");
     app.clock.advance(Duration::days(9));
-    tick(app, false).await;
+    tick(app, true).await;
     assert_eq!(get(app, &tier_path).await["tier"], "Gold", "grace lasts 10 days");
 
     // After the grace period: one step down, to Silver, not to no tier; running the job again changes nothing.
     app.clock.advance(Duration::days(1));
-    assert_eq!(tick(app, false).await.tier_changes, 1);
-    assert_eq!(tick(app, false).await.tier_changes, 0);
+    assert_eq!(tick(app, true).await.tier_changes, 1);
+    assert_eq!(tick(app, true).await.tier_changes, 0);
     let t = get(app, &tier_path).await;
     assert_eq!(t["tier"], "Silver", "{t}");
     let change = &t["history"][1];
@@ -126,7 +126,7 @@ async fn crossing_a_threshold_upgrades_and_time_downgrades_one_step_at_a_time(ap
     order(app, "t1-3", &id, 10).await;
     assert_eq!(available(app, &id).await, 385);
     app.clock.advance(Duration::days(10));
-    assert_eq!(tick(app, false).await.tier_changes, 1);
+    assert_eq!(tick(app, true).await.tier_changes, 1);
     let t = get(app, &tier_path).await;
     assert_eq!((&t["tier"], t["history"].as_array().unwrap().len()), (&Value::Null, 3), "{t}");
     assert_eq!(t["history"][2]["to"], Value::Null);
@@ -158,12 +158,12 @@ async fn points_expiring_reminders_are_recorded_once_per_lot_and_window(app: &Te
     order(app, "r1-1", &id, 50).await;
     let other = customer(app, json!({"external_id": "r2"})).await;
     order(app, "r2-1", &other, 5).await;
-    assert_eq!(tick(app, false).await.reminders, 0, "40 days left: no reminder yet");
+    assert_eq!(tick(app, true).await.reminders, 0, "40 days left: no reminder yet");
 
     // 10 days before expiry: the 30-day reminder, once however often the job runs.
     app.clock.advance(Duration::days(30));
-    assert_eq!(tick(app, false).await.reminders, 2);
-    assert_eq!(tick(app, false).await.reminders, 0);
+    assert_eq!(tick(app, true).await.reminders, 2);
+    assert_eq!(tick(app, true).await.reminders, 0);
     let page = events(app, "?kind=points_expiring").await;
     let items = page["items"].as_array().unwrap();
     assert_eq!(items.len(), 2, "{page}");
@@ -175,11 +175,11 @@ async fn points_expiring_reminders_are_recorded_once_per_lot_and_window(app: &Te
 
     // 8 days before: the 7-day reminder is not due yet.
     app.clock.advance(Duration::days(2));
-    assert_eq!(tick(app, false).await.reminders, 0);
+    assert_eq!(tick(app, true).await.reminders, 0);
     // 7 days before: it is, once.
     app.clock.advance(Duration::days(1));
-    assert_eq!(tick(app, false).await.reminders, 2);
-    assert_eq!(tick(app, false).await.reminders, 0);
+    assert_eq!(tick(app, true).await.reminders, 2);
+    assert_eq!(tick(app, true).await.reminders, 0);
     let page = events(app, "").await;
     assert_eq!(page["items"].as_array().unwrap().len(), 4);
 
@@ -198,7 +198,7 @@ async fn points_expiring_reminders_are_recorded_once_per_lot_and_window(app: &Te
 
     // Spent points are not reminded of, and expired lots are not either.
     app.clock.advance(Duration::days(8));
-    assert_eq!(tick(app, false).await.reminders, 0);
+    assert_eq!(tick(app, true).await.reminders, 0);
     assert_eq!(available(app, &id).await, 0, "expired");
     assert_verified(app).await;
 }

@@ -1219,6 +1219,11 @@ macro_rules! define_ledger_ops {
             now: DateTime<Utc>,
         ) -> Result<Option<LedgerReceipt>> {
             let Some(program) = current_program(c, cache).await? else { return Ok(None) };
+            if program.tiers.is_some() {
+                // Lock the wallet before reading its tier (PostgreSQL): a concurrent order's upgrade is then
+                // committed and seen, so this order earns at the tier its predecessor left.
+                lock_wallet(c, order.customer_id).await?;
+            }
             let skus: Vec<&regulars_core::Sku> = order.lines.iter().map(|l| &l.sku).collect();
             let (tier, orders_before, categories) =
                 order_context(c, &program, Some(order.customer_id), Some(order.id), &skus).await?;
@@ -1249,6 +1254,7 @@ macro_rules! define_ledger_ops {
             if let Some((referrer, command)) = earning.referrer_command(&program, now) {
                 let request = Request { id: RequestId::for_referral(order.customer_id), command };
                 execute(c, referrer, &request, now).await?.map_err(StoreError::Refused)?;
+                super::tiers::evaluate_with(c, &program, referrer, now).await?;
             }
             // The tier after this order (its own points were earned at the tier before it).
             super::tiers::evaluate_with(c, &program, order.customer_id, now).await?;

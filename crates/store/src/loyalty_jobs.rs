@@ -103,26 +103,31 @@ impl Store {
         Ok(granted)
     }
 
-    /// The periodic loyalty job: writes what time did to due wallets (`settle_due`), evaluates the tier of
-    /// every customer holding one (downgrades after the grace period), records "points expiring"
-    /// reminders, and, with `birthdays`, grants the birthday bonuses due.
-    pub async fn loyalty_tick(&self, now: DateTime<Utc>, birthdays: bool) -> Result<LoyaltyTick> {
+    /// The periodic loyalty job: writes what time did to due wallets (`settle_due`) and records "points
+    /// expiring" reminders; with `hourly` (the server passes it once an hour) also evaluates the tier of
+    /// every customer holding one (grace periods starting and ending, downgrades) and grants the birthday
+    /// bonuses due. A tier is evaluated by a read first; only a customer whose status would change is
+    /// written, in a transaction of its own that evaluates again with the wallet locked.
+    pub async fn loyalty_tick(&self, now: DateTime<Utc>, hourly: bool) -> Result<LoyaltyTick> {
         let (wallets_settled, postings) = self.settle_due(now, 500).await?;
         let mut tick = LoyaltyTick { wallets_settled, postings, ..LoyaltyTick::default() };
-        let has_tiers = self.program().await?.is_some_and(|p| p.program.tiers.is_some());
-        let mut after = if has_tiers { Some(0) } else { None };
-        while let Some(from) = after {
+        tick.reminders = self.record_expiry_reminders(now).await?;
+        if !hourly {
+            return Ok(tick);
+        }
+        let program = self.program().await?.map(|p| p.program).filter(|p| p.tiers.is_some());
+        let mut after = program.as_ref().map(|_| 0);
+        while let (Some(from), Some(program)) = (after, &program) {
             let page = read!(self, c => ops::tiers::tiered(c, from, 500))?;
             after = page.last().map(|c| c.key());
             for customer in page {
                 tick.tiers_evaluated += 1;
-                tick.tier_changes += u64::from(self.evaluate_tier(customer, now).await?);
+                if read!(self, c => ops::tiers::would_change(c, program, customer, now))? {
+                    tick.tier_changes += u64::from(self.evaluate_tier(customer, now).await?);
+                }
             }
         }
-        tick.reminders = self.record_expiry_reminders(now).await?;
-        if birthdays {
-            tick.birthdays = self.grant_birthdays(now).await?;
-        }
+        tick.birthdays = self.grant_birthdays(now).await?;
         Ok(tick)
     }
 

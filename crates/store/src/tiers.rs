@@ -127,6 +127,41 @@ macro_rules! define_tier_ops {
             Ok(value.unwrap_or(0))
         }
 
+        /// The tier status cached on the wallet row; `None` without a wallet.
+        async fn status(c: &mut $Conn, customer: CustomerId) -> Result<Option<TierStatus>> {
+            let row = c
+                .fetch_optional(
+                    Query::new(
+                        "SELECT tier, tier_since, tier_kept_until, tier_below_since FROM loyalty_wallets \
+                         WHERE customer_id = $1",
+                    )
+                    .bind(customer.key()),
+                )
+                .await?;
+            row.map(|r| {
+                Ok(TierStatus {
+                    tier: r.get("tier")?,
+                    since: opt_time(&r, "tier_since")?,
+                    kept_until: opt_time(&r, "tier_kept_until")?,
+                    below_since: opt_time(&r, "tier_below_since")?,
+                })
+            })
+            .transpose()
+        }
+
+        /// Whether an evaluation at `now` would change what is stored (a read: the job writes only then).
+        pub(crate) async fn would_change(
+            c: &mut $Conn,
+            program: &Program,
+            customer: CustomerId,
+            now: DateTime<Utc>,
+        ) -> Result<bool> {
+            let Some(tiers) = &program.tiers else { return Ok(false) };
+            let status = status(c, customer).await?.unwrap_or_default();
+            let measure = measure(c, program, customer, now).await?;
+            Ok(loyalty::tiers::evaluate(tiers, &status, measure, now).status != status)
+        }
+
         /// Evaluates a customer's tier at `now` under `program`, in the caller's transaction; returns
         /// whether the tier changed. Locks (and creates) the wallet row first.
         pub(crate) async fn evaluate_with(
@@ -139,21 +174,7 @@ macro_rules! define_tier_ops {
             if lock_wallet(c, customer).await?.is_none() {
                 return Err(StoreError::not_found("customer_id", format!("customer {customer}")));
             }
-            let r = c
-                .fetch_one(
-                    Query::new(
-                        "SELECT tier, tier_since, tier_kept_until, tier_below_since FROM loyalty_wallets \
-                         WHERE customer_id = $1",
-                    )
-                    .bind(customer.key()),
-                )
-                .await?;
-            let status = TierStatus {
-                tier: r.get("tier")?,
-                since: opt_time(&r, "tier_since")?,
-                kept_until: opt_time(&r, "tier_kept_until")?,
-                below_since: opt_time(&r, "tier_below_since")?,
-            };
+            let status = status(c, customer).await?.unwrap_or_default();
             let measure = measure(c, program, customer, now).await?;
             let evaluation = loyalty::tiers::evaluate(tiers, &status, measure, now);
             if evaluation.status != status {
