@@ -254,6 +254,12 @@ async fn sign_up_referral_birthday_and_custom_events_earn_once(app: &TestApp) {
     assert_eq!((status, body["field"].as_str()), (422, Some("event")), "{body}");
     assert!(body["detail"].as_str().unwrap().contains("tweet"), "{body}");
     assert_eq!(available(app, &a).await, 165);
+    // Without an id, the Idempotency-Key makes the event once: a replay is the first response, byte for byte.
+    let b_events = format!("/api/v1/customers/{b}/events");
+    let first = app.raw(&shop, "POST", &b_events, Some(json!({"event": "review"}).to_string()), Some("k-1")).await;
+    let again = app.raw(&shop, "POST", &b_events, Some(json!({"event": "review"}).to_string()), Some("k-1")).await;
+    assert_eq!((first.0, &again), (200, &first));
+    assert_eq!(available(app, &b).await, 115);
     let cashier = app.key(Role::Cashier).await;
     assert_eq!(app.call_as(&cashier, "POST", &path, Some(review("r9")), None).await.0, 403);
 
