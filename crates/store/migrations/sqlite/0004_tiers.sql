@@ -19,6 +19,10 @@ CREATE TABLE loyalty_tier_changes (
     at INTEGER NOT NULL
 );
 CREATE INDEX loyalty_tier_changes_customer ON loyalty_tier_changes (customer_id, id);
+-- The "points earned" measure sums a customer's earning and clawback postings in the window: this reads
+-- only those, so an evaluation does not scan a long wallet's whole history.
+CREATE INDEX loyalty_postings_earned ON loyalty_postings (customer_id, at)
+    WHERE reason IN ('earned', 'clawed_back', 'debt_recorded', 'written_off');
 
 -- Events for engagement (e-mails, pushes) to read: `points_expiring` (one per lot and reminder window,
 -- `dedup_key` = 'lot:<lot_no>:<days>d'). The unique key makes each reminder once, however often the job runs.
