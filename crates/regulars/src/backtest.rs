@@ -37,7 +37,7 @@ pub struct BacktestArgs {
     db: DatabaseArg,
 }
 
-fn read_program(path: &PathBuf) -> Result<Program> {
+fn read_program(path: &std::path::Path) -> Result<Program> {
     let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
     Program::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {}: {}", path.display(), e.field, e.message))
 }
@@ -68,7 +68,7 @@ pub async fn run(args: BacktestArgs) -> Result<()> {
     let proposed = read_program(&args.program)?;
     let store = crate::open(&args.db).await?;
     let (current, current_name) = match &args.against {
-        Some(path) => (read_program(path)?, path.display().to_string()),
+        Some(path) => (read_program(path)?, file_name(path)),
         None => match store.program().await? {
             Some(v) => ((*v.program).clone(), format!("stored program v{}", v.version)),
             None => bail!("no loyalty program is defined: define one, or compare with --against FILE"),
@@ -106,7 +106,7 @@ pub async fn run(args: BacktestArgs) -> Result<()> {
         since.date_naive(),
         until.date_naive()
     );
-    let proposed_name = args.program.display().to_string();
+    let proposed_name = file_name(&args.program);
     println!("{:<24} {:>20} {:>20}", "", truncate(&current_name), truncate(&proposed_name));
     let row = |label: &str, a: String, b: String| println!("{label:<24} {a:>20} {b:>20}");
     row("points issued", c.current.points_issued.to_string(), c.proposed.points_issued.to_string());
@@ -132,6 +132,10 @@ pub async fn run(args: BacktestArgs) -> Result<()> {
         None => println!("redemptions expected: none recorded (no points were issued in the stored ledger yet)"),
     }
     Ok(())
+}
+
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
 fn truncate(name: &str) -> String {
