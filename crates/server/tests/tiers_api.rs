@@ -230,6 +230,9 @@ async fn sign_up_referral_birthday_and_custom_events_earn_once(app: &TestApp) {
     assert_eq!(app.db.store.counts().await.unwrap().customers, before);
     let b = customer(app, json!({"external_id": "b", "referred_by": a})).await;
     assert_eq!(available(app, &b).await, 25);
+    let dry = json!({"customer_id": b, "currency": "EUR", "lines": [{"sku": "BEANS", "quantity": 1, "unit_price_minor": 1000}]});
+    let (status, body) = app.call("POST", "/api/v1/loyalty/dry-run", Some(dry)).await;
+    assert_eq!((status, &body["points"]), (200, &json!(60)), "the dry run counts the friend's bonus: {body}");
     // The friend's first order pays both, once, however often it is recorded; the second pays no referral.
     for _ in 0..2 {
         order(app, "b-1", &b, 10).await;

@@ -61,6 +61,11 @@ impl Store {
         result.map_err(StoreError::Refused)
     }
 
+    /// Who referred a customer, if anyone.
+    pub async fn referrer_of(&self, customer: CustomerId) -> Result<Option<CustomerId>> {
+        read!(self, c => ops::tiers::referrer_of(c, customer))
+    }
+
     /// A customer's tier, its clocks and every change; `None` when there is no such customer.
     pub async fn tier(&self, customer: CustomerId) -> Result<Option<TierView>> {
         read!(self, c => ops::tiers::tier_view(c, customer))
