@@ -1441,22 +1441,29 @@ macro_rules! define_ledger_ops {
                         .bind(order.id.key()),
                 )
                 .await?;
-            if earned.unwrap_or(0) <= 0 {
-                return Ok(None);
+            let program = current_program(c, cache).await?;
+            let done = if earned.unwrap_or(0) > 0 {
+                let shortfall = program.as_ref().map_or_else(Default::default, |p| p.shortfall);
+                let command = loyalty::Command::Clawback(loyalty::Clawback {
+                    order: OrderRef::new(order.id, order.external_id.as_ref()),
+                    refund,
+                    order_net_minor: order.total_minor,
+                    refunded_total_minor,
+                    shortfall,
+                });
+                let request = Request { id: RequestId::for_refund(refund), command };
+                match execute(c, order.customer_id, &request, now).await? {
+                    Ok(done) => Some(done),
+                    Err(refusal) => return Err(StoreError::Refused(refusal)),
+                }
+            } else {
+                None
+            };
+            // A refund lowers the measure: a grace period may start now rather than at the job's next run.
+            if let Some(program) = program.filter(|p| p.tiers.is_some()) {
+                super::tiers::evaluate_with(c, &program, order.customer_id, now).await?;
             }
-            let shortfall = current_program(c, cache).await?.map_or_else(Default::default, |p| p.shortfall);
-            let command = loyalty::Command::Clawback(loyalty::Clawback {
-                order: OrderRef::new(order.id, order.external_id.as_ref()),
-                refund,
-                order_net_minor: order.total_minor,
-                refunded_total_minor,
-                shortfall,
-            });
-            let request = Request { id: RequestId::for_refund(refund), command };
-            match execute(c, order.customer_id, &request, now).await? {
-                Ok(done) => Ok(Some(done)),
-                Err(refusal) => Err(StoreError::Refused(refusal)),
-            }
+            Ok(done)
         }
     };
 }

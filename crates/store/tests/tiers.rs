@@ -3,7 +3,10 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use regulars_core::order::CustomerRef;
-use regulars_core::{Currency, CustomerDraft, CustomerId, ExternalId, OrderDraft, OrderLine, Quantity, Sku};
+use regulars_core::{
+    Currency, CustomerDraft, CustomerId, ExternalId, OrderDraft, OrderId, OrderLine, Quantity, RefundDraft,
+    RefundDraftKind, Sku,
+};
 use regulars_store::Store;
 use regulars_testkit::TestDb;
 
@@ -26,6 +29,7 @@ levels = [{ name = "Silver", threshold = 100, multiplier = "1.5" }]
 regulars_testkit::on_both_databases!(
     concurrent_jobs_record_each_reminder_once,
     concurrent_orders_upgrade_once_and_the_rows_are_append_only,
+    the_backtest_of_the_current_program_replays_what_the_ledger_did,
 );
 
 fn at(days: i64) -> DateTime<Utc> {
@@ -37,7 +41,7 @@ async fn customer(s: &Store, external_id: &str) -> CustomerId {
     s.enrol_customer(draft, None, at(0), None).await.unwrap().id
 }
 
-async fn order(s: &Store, customer: CustomerId, external_id: &str, euros: i64, now: DateTime<Utc>) {
+async fn order(s: &Store, customer: CustomerId, external_id: &str, euros: i64, now: DateTime<Utc>) -> OrderId {
     let line = OrderLine::new(Sku::parse("s", "BEANS").unwrap(), None, Quantity::new("q", 1).unwrap(), euros * 100, 0)
         .unwrap();
     let draft = OrderDraft::new(
@@ -48,7 +52,7 @@ async fn order(s: &Store, customer: CustomerId, external_id: &str, euros: i64, n
         vec![line],
     )
     .unwrap();
-    s.record_order(draft, now, None).await.unwrap();
+    s.record_order(draft, now, None).await.unwrap().0.id
 }
 
 async fn concurrent_jobs_record_each_reminder_once(db: &TestDb) {
@@ -86,7 +90,9 @@ async fn concurrent_orders_upgrade_once_and_the_rows_are_append_only(db: &TestDb
     let orders: Vec<_> = (0..10)
         .map(|i| {
             let s = s.clone();
-            tokio::spawn(async move { order(&s, c, &format!("o{i}"), 20, at(0)).await })
+            tokio::spawn(async move {
+                order(&s, c, &format!("o{i}"), 20, at(0)).await;
+            })
         })
         .collect();
     for o in orders {
@@ -118,4 +124,46 @@ async fn concurrent_orders_upgrade_once_and_the_rows_are_append_only(db: &TestDb
             && sqlx::query("DELETE FROM loyalty_events").execute(&mut conn).await.is_err()
     };
     assert!(refused, "tier changes and events cannot be changed or deleted");
+}
+
+async fn the_backtest_of_the_current_program_replays_what_the_ledger_did(db: &TestDb) {
+    // Orders recorded when they were placed, through the ledger, and the same history replayed in memory
+    // through the same program: the same points, the same tiers (Silver's 1.5x included), the same
+    // clawback and the same liability.
+    let s = &db.store;
+    s.set_program(PROGRAM.into(), at(0), None).await.unwrap();
+    let (a, b) = (customer(s, "a").await, customer(s, "b").await);
+    let mut ids = Vec::new();
+    for (i, (who, day, euros)) in
+        [(a, 0, 60), (b, 1, 30), (a, 2, 50), (a, 3, 33), (b, 5, 90), (b, 6, 7)].into_iter().enumerate()
+    {
+        ids.push(order(s, who, &format!("o{i}"), euros, at(day)).await);
+    }
+    let refund = RefundDraft {
+        external_id: None,
+        order_id: ids[4],
+        refunded_at: at(8),
+        reason: None,
+        kind: RefundDraftKind::Whole,
+    };
+    s.record_refund(refund, at(8), None).await.unwrap();
+    let history = s.loyalty_history(at(0)).await.unwrap();
+    let program = s.program().await.unwrap().unwrap().program;
+    let replayed = regulars_core::loyalty::backtest::replay(&program, &history, at(9));
+    let (issued, _) = s.points_issued_and_redeemed().await.unwrap();
+    assert_eq!(replayed.points_issued, issued);
+    // a: 60 (Silver at 60 + 50 = 110), 50, then 33 x 1.5 = 49; b: 30, 90 (Silver at 120), then 7 x 1.5 = 10.
+    assert_eq!(issued, 60 + 50 + 49 + 30 + 90 + 10);
+    assert_eq!(replayed.points_clawed_back, 90);
+    let mut liability = 0;
+    for c in [a, b] {
+        let w = s.wallet(c, at(9)).await.unwrap().unwrap();
+        liability += (w.balances.available + w.balances.pending).get();
+        let stored = s.tier(c).await.unwrap().unwrap().tier;
+        assert_eq!(replayed.final_tiers[&c], stored, "{c}");
+    }
+    assert_eq!(replayed.liability, liability);
+    let b_tier = s.tier(b).await.unwrap().unwrap();
+    assert_eq!(b_tier.tier.as_deref(), Some("Silver"), "kept through the grace period");
+    assert_eq!(b_tier.below_since, Some(at(8)), "the grace period started with the refund");
 }
