@@ -75,10 +75,14 @@ pub enum Operation {
     LoyaltyAdjust,
     /// Read and define the loyalty program.
     LoyaltyProgram,
+    /// Earn the points of a custom event (a review, a newsletter sign-up) posted by the shop.
+    LoyaltyEarn,
+    /// Read the loyalty events engagement acts on ("points expiring").
+    LoyaltyEvents,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 16] = [
+    pub const ALL: [Operation; 18] = [
         Operation::CustomersRead,
         Operation::CustomersWrite,
         Operation::ProductsRead,
@@ -95,6 +99,8 @@ impl Operation {
         Operation::LoyaltySpend,
         Operation::LoyaltyAdjust,
         Operation::LoyaltyProgram,
+        Operation::LoyaltyEarn,
+        Operation::LoyaltyEvents,
     ];
 }
 
@@ -102,14 +108,15 @@ impl Operation {
 ///
 /// Loyalty: every role may read wallets (the analyst for figures, the agent to answer a customer, the till
 /// and the shop to show a balance); the till and the shop spend points (points are earned by recording
-/// orders, which they may do); only the owner adjusts a wallet by hand or defines the program.
+/// orders, which they may do); only the owner adjusts a wallet by hand or defines the program. The shop
+/// (integration) posts custom events that earn points; the analyst and the shop read loyalty events.
 pub fn allows(role: Role, operation: Operation) -> bool {
     use Operation::*;
     match role {
         Role::Owner => true,
         Role::Analyst => matches!(
             operation,
-            CustomersRead | ProductsRead | OrdersRead | AnalyticsRead | AnalyticsRefresh | LoyaltyRead
+            CustomersRead | ProductsRead | OrdersRead | AnalyticsRead | AnalyticsRefresh | LoyaltyRead | LoyaltyEvents
         ),
         Role::Agent => matches!(operation, CustomersRead | CustomersWrite | ProductsRead | OrdersRead | LoyaltyRead),
         Role::Cashier => matches!(
@@ -134,6 +141,8 @@ pub fn allows(role: Role, operation: Operation) -> bool {
                 | RefundsWrite
                 | LoyaltyRead
                 | LoyaltySpend
+                | LoyaltyEarn
+                | LoyaltyEvents
         ),
     }
 }
@@ -160,6 +169,10 @@ mod tests {
             assert!(allows(role, Operation::LoyaltyRead));
             let spends = matches!(role, Role::Owner | Role::Cashier | Role::Integration);
             assert_eq!(allows(role, Operation::LoyaltySpend), spends);
+            let earns = matches!(role, Role::Owner | Role::Integration);
+            assert_eq!(allows(role, Operation::LoyaltyEarn), earns);
+            let events = matches!(role, Role::Owner | Role::Analyst | Role::Integration);
+            assert_eq!(allows(role, Operation::LoyaltyEvents), events);
         }
         assert!("root".parse::<Role>().is_err());
     }

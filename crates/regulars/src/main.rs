@@ -2,6 +2,7 @@
 //! wires the crates together, and reports. `anyhow` lives here and nowhere else.
 
 mod analyze;
+mod backtest;
 mod demo;
 mod import;
 
@@ -53,8 +54,9 @@ enum Command {
         /// Seconds between refreshes of the analytics snapshot (the first runs at start); 0 turns the job off
         #[arg(long, env = "REGULARS_SNAPSHOT_EVERY", default_value_t = 3600)]
         snapshot_every: u64,
-        /// Seconds between runs of the loyalty expiry job (lots maturing and expiring, holds timing out,
-        /// written to the stored balances); 0 turns it off. Reads and writes settle on their own anyway.
+        /// Seconds between runs of the loyalty job (lots maturing and expiring, holds timing out, written to
+        /// the stored balances; "points expiring" reminders; once an hour, tier downgrades and birthday
+        /// bonuses); 0 turns it off. Reads and writes settle on their own anyway.
         #[arg(long, env = "REGULARS_SETTLE_EVERY", default_value_t = 60)]
         settle_every: u64,
     },
@@ -75,11 +77,23 @@ enum Command {
         #[command(flatten)]
         db: DatabaseArg,
     },
+    /// Loyalty tools: `backtest` a proposed program against the recorded history
+    Loyalty {
+        #[command(subcommand)]
+        command: LoyaltyCommand,
+    },
     /// Manage API keys
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum LoyaltyCommand {
+    /// Replay the recorded orders and refunds through a proposed program and the current one, in memory
+    /// (nothing is written), and compare points issued, liability, expected redemptions and tiers
+    Backtest(backtest::BacktestArgs),
 }
 
 #[derive(Subcommand)]
@@ -135,6 +149,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => demo::run(args).await,
         Command::Analyze(args) => analyze::run(args),
         Command::Keys { command } => keys(command).await,
+        Command::Loyalty { command: LoyaltyCommand::Backtest(args) } => backtest::run(args).await,
         Command::Verify { db } => verify(&db).await,
     }
 }
@@ -202,18 +217,31 @@ async fn snapshot_job(store: Store, every_seconds: u64) {
     }
 }
 
-/// The loyalty expiry job: every `every_seconds`, writes what time did to the wallets where something is due.
+/// The loyalty job: every `every_seconds`, writes what time did to the wallets where something is due and
+/// records "points expiring" reminders; once an hour also evaluates tiers (downgrades) and grants birthdays.
 async fn settle_job(store: Store, every_seconds: u64) {
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(every_seconds));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_hour = None;
     loop {
         ticks.tick().await;
-        match store.settle_due(Utc::now(), 500).await {
-            Ok((0, _)) => {}
-            Ok((wallets, postings)) => {
-                eprintln!("regulars: loyalty expiry: {wallets} wallets settled, {postings} postings")
+        let now = Utc::now();
+        let hour = now.timestamp().div_euclid(3600);
+        let hourly = last_hour != Some(hour);
+        match store.loyalty_tick(now, hourly).await {
+            Ok(t) => {
+                if hourly {
+                    last_hour = Some(hour);
+                }
+                if t.wallets_settled + t.tier_changes + t.reminders + t.birthdays > 0 {
+                    eprintln!(
+                        "regulars: loyalty job: {} wallets settled ({} postings), {} tier changes, {} reminders, \
+                         {} birthday bonuses",
+                        t.wallets_settled, t.postings, t.tier_changes, t.reminders, t.birthdays
+                    );
+                }
             }
-            Err(e) => eprintln!("regulars: loyalty expiry failed: {e}"),
+            Err(e) => eprintln!("regulars: loyalty job failed: {e}"),
         }
     }
 }

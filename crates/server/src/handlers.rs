@@ -101,10 +101,11 @@ pub async fn create_customer(
     body: ApiJson<wire::CustomerIn>,
 ) -> ApiResult<Response> {
     let now = (state.clock)();
+    let referred_by = body.value.referred_by.as_deref().map(|r| CustomerId::parse("referred_by", r)).transpose()?;
     let draft = body.value.parse(now)?;
     let render = |c: &regulars_core::Customer| (StatusCode::CREATED, wire::customer(c));
     idempotency::run(&state, &caller, &headers, ("POST", uri.path(), &body.bytes), render, |idem| {
-        state.store.create_customer(draft, now, idem)
+        state.store.enrol_customer(draft, referred_by, now, idem)
     })
     .await
 }

@@ -15,6 +15,7 @@ mod openapi_rewards;
 mod rewards;
 pub mod routes;
 pub mod snapshot;
+mod tiers;
 pub mod wire;
 
 use std::collections::HashSet;
@@ -106,6 +107,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/holds/{id}/void", post(loyalty::void))
         .route("/api/v1/loyalty/program", get(loyalty::get_program).put(loyalty::put_program))
         .route("/api/v1/loyalty/dry-run", post(loyalty::dry_run))
+        .route("/api/v1/customers/{id}/tier", get(tiers::tier))
+        .route("/api/v1/customers/{id}/events", post(tiers::earn_event))
+        .route("/api/v1/loyalty/events", get(tiers::events))
         .route("/api/v1/coupons", post(loyalty::create_coupons))
         .route("/api/v1/coupons/{code}", get(loyalty::coupon))
         .route("/api/v1/coupons/{code}/redeem", post(loyalty::redeem_coupon))

@@ -24,7 +24,7 @@ use crate::idempotency::{self, json_response};
 use crate::json::ApiJson;
 use crate::wire;
 
-fn customer_id(raw: &str) -> ApiResult<CustomerId> {
+pub(crate) fn customer_id(raw: &str) -> ApiResult<CustomerId> {
     raw.parse().map_err(|()| ApiError::not_found(format!("customer {raw:?}")))
 }
 
@@ -188,11 +188,17 @@ pub async fn dry_run(State(state): State<AppState>, body: ApiJson<wire::DryRunIn
     }
     let skus = lines.iter().map(|l| l.sku.clone()).collect();
     let (tier, orders_before, categories) = state.store.order_context(current.program.clone(), customer, skus).await?;
+    let referred_by = match customer {
+        Some(c) if orders_before == 0 && current.program.earning.referral.is_some() => {
+            state.store.referrer_of(c).await?
+        }
+        _ => None,
+    };
     let context = regulars_core::loyalty::earning::CustomerContext {
         customer: customer.unwrap_or(CustomerId::from_key(1)),
         tier: tier.as_deref(),
         orders_before,
-        referred_by: None,
+        referred_by,
     };
     let earning =
         regulars_core::loyalty::earning::earn_for_lines(&current.program, None, currency, &lines, &categories, context);

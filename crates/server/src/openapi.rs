@@ -62,6 +62,21 @@ fn loyalty_schemas() -> Value {
             "parts": { "type": "array", "items": { "type": "object", "properties": { "rule": { "type": "string" }, "points": { "type": "integer" } } } },
             "explanation": { "type": "array", "items": { "type": "string" } },
             "available_from": { "type": "string", "format": "date-time" }, "expires_at": { "type": ["string", "null"], "format": "date-time" } } },
+        "EventIn": { "type": "object", "additionalProperties": false, "required": ["event"], "properties": {
+            "event": { "type": "string", "description": "an event the program's earning.events defines; another is 422" },
+            "id": { "type": ["string", "null"], "description": "the shop's id of this occurrence: the same id earns once" },
+            "properties": { "type": ["object", "null"], "description": "not stored" } } },
+        "Tier": { "type": "object", "properties": {
+            "customer_id": { "type": "string" }, "tier": { "type": ["string", "null"] },
+            "since": { "type": ["string", "null"], "format": "date-time" },
+            "kept_until": { "type": ["string", "null"], "format": "date-time", "description": "end of the qualification period" },
+            "below_since": { "type": ["string", "null"], "format": "date-time", "description": "the measure is below the tier's threshold since" },
+            "grace_ends_at": { "type": ["string", "null"], "format": "date-time", "description": "one step down then, unless the threshold is reached again" },
+            "benefits": { "type": ["object", "null"] },
+            "history": { "type": "array", "items": { "type": "object", "properties": {
+                "from": { "type": ["string", "null"] }, "to": { "type": ["string", "null"] },
+                "reason": { "type": "string", "enum": ["qualified", "downgraded"] }, "measure": { "type": "integer" },
+                "threshold": { "type": "integer" }, "at": { "type": "string", "format": "date-time" } } } } } },
     })
 }
 
@@ -85,7 +100,8 @@ fn schemas() -> Value {
             "birthday": { "type": ["string", "null"], "format": "date" }, "locale": text,
             "time_zone": { "type": ["string", "null"], "description": "IANA name, e.g. Europe/Berlin" },
             "marketing_consent": { "$ref": "#/components/schemas/MarketingConsent" },
-            "attributes": { "type": "object", "additionalProperties": { "type": "string" } } } },
+            "attributes": { "type": "object", "additionalProperties": { "type": "string" } },
+            "referred_by": { "type": ["string", "null"], "description": "the referring customer (cus_7), on creation" } } },
         "Customer": { "type": "object", "properties": {
             "id": { "type": "string", "example": "cus_42" }, "external_id": text, "email": text, "phone": text,
             "name": text, "birthday": text, "locale": text, "time_zone": text,
@@ -158,6 +174,8 @@ fn bodies(method: &str, path: &str) -> (Option<&'static str>, &'static str) {
         ("POST", "/api/v1/coupons") => (Some("CouponBatchIn"), "CouponBatch"),
         ("GET", "/api/v1/coupons/{code}") => (None, "Coupon"),
         ("POST", "/api/v1/coupons/{code}/redeem") => (Some("CouponRedeemIn"), "Coupon"),
+        ("GET", "/api/v1/customers/{id}/tier") => (None, "Tier"),
+        ("POST", "/api/v1/customers/{id}/events") => (Some("EventIn"), "LedgerReceipt"),
         _ => crate::openapi_rewards::bodies(method, path).unwrap_or((None, "Page")),
     }
 }

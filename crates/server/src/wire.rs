@@ -83,6 +83,8 @@ pub struct CustomerIn {
     pub marketing_consent: Option<MarketingConsentIn>,
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    /// The customer who referred this one (`cus_7`), for the program's referral bonus.
+    pub referred_by: Option<String>,
 }
 
 impl CustomerIn {

@@ -400,7 +400,7 @@ macro_rules! define_ledger_ops {
 
         /// Creates the wallet if needed and locks its row for this transaction (PostgreSQL; on SQLite the
         /// writer runs one job at a time). `None` when the customer does not exist.
-        async fn lock_wallet(c: &mut $Conn, customer: CustomerId) -> Result<Option<WalletRow>> {
+        pub(crate) async fn lock_wallet(c: &mut $Conn, customer: CustomerId) -> Result<Option<WalletRow>> {
             let row = c
                 .fetch_optional(
                     Query::new(format!(
@@ -1186,7 +1186,7 @@ macro_rules! define_ledger_ops {
             let rules = &program.earning;
             // The welcome bonus only asks whether there was an order before; Nth-purchase bonuses need the
             // count. (A literal LIMIT: a bound one makes SQLite prepare the statement again on every run.)
-            let counts = rules.welcome_bonus.is_positive() || !rules.nth_purchase.is_empty();
+            let counts = rules.welcome_bonus.is_positive() || !rules.nth_purchase.is_empty() || rules.referral.is_some();
             let sql = if rules.nth_purchase.is_empty() {
                 "SELECT COUNT(*) FROM (SELECT 1 FROM orders WHERE customer_id = $1 AND id < $2 LIMIT 1) AS o"
             } else {
@@ -1222,25 +1222,46 @@ macro_rules! define_ledger_ops {
             now: DateTime<Utc>,
         ) -> Result<Option<LedgerReceipt>> {
             let Some(program) = current_program(c, cache).await? else { return Ok(None) };
+            if program.tiers.is_some() {
+                // Lock the wallet before reading its tier (PostgreSQL): a concurrent order's upgrade is then
+                // committed and seen, so this order earns at the tier its predecessor left.
+                lock_wallet(c, order.customer_id).await?;
+            }
             let skus: Vec<&regulars_core::Sku> = order.lines.iter().map(|l| &l.sku).collect();
             let (tier, orders_before, categories) =
                 order_context(c, &program, Some(order.customer_id), Some(order.id), &skus).await?;
+            // A referral pays on the friend's first purchase only.
+            let referred_by = if orders_before == 0 && program.earning.referral.is_some() {
+                super::tiers::referrer_of(c, order.customer_id).await?
+            } else {
+                None
+            };
             let context = loyalty::earning::CustomerContext {
                 customer: order.customer_id,
                 tier: tier.as_deref(),
                 orders_before,
-                referred_by: None,
+                referred_by,
             };
             let earning = loyalty::earning::earn_for_order(&program, order, &categories, context);
-            if !earning.total.is_positive() {
-                return Ok(None);
+            let done = if earning.total.is_positive() {
+                let reference = OrderRef::new(order.id, order.external_id.as_ref());
+                let request =
+                    Request { id: RequestId::for_order(order.id), command: earning.command(&program, &reference, now) };
+                match execute(c, order.customer_id, &request, now).await? {
+                    Ok(done) => Some(done),
+                    Err(refusal) => return Err(StoreError::Refused(refusal)),
+                }
+            } else {
+                None
+            };
+            if let Some((referrer, command)) = earning.referrer_command(&program, now) {
+                let request = Request { id: RequestId::for_referral(order.customer_id), command };
+                execute(c, referrer, &request, now).await?.map_err(StoreError::Refused)?;
+                super::tiers::evaluate_with(c, &program, referrer, now).await?;
             }
-            let reference = OrderRef::new(order.id, order.external_id.as_ref());
-            let request = Request { id: RequestId::for_order(order.id), command: earning.command(&program, &reference, now) };
-            match execute(c, order.customer_id, &request, now).await? {
-                Ok(done) => Ok(Some(done)),
-                Err(refusal) => Err(StoreError::Refused(refusal)),
-            }
+            // The tier after this order (its own points were earned at the tier before it).
+            super::tiers::evaluate_with(c, &program, order.customer_id, now).await?;
+            Ok(done)
         }
 
         // ----- coupons -----
@@ -1431,22 +1452,29 @@ macro_rules! define_ledger_ops {
                         .bind(order.id.key()),
                 )
                 .await?;
-            if earned.unwrap_or(0) <= 0 {
-                return Ok(None);
+            let program = current_program(c, cache).await?;
+            let done = if earned.unwrap_or(0) > 0 {
+                let shortfall = program.as_ref().map_or_else(Default::default, |p| p.shortfall);
+                let command = loyalty::Command::Clawback(loyalty::Clawback {
+                    order: OrderRef::new(order.id, order.external_id.as_ref()),
+                    refund,
+                    order_net_minor: order.total_minor,
+                    refunded_total_minor,
+                    shortfall,
+                });
+                let request = Request { id: RequestId::for_refund(refund), command };
+                match execute(c, order.customer_id, &request, now).await? {
+                    Ok(done) => Some(done),
+                    Err(refusal) => return Err(StoreError::Refused(refusal)),
+                }
+            } else {
+                None
+            };
+            // A refund lowers the measure: a grace period may start now rather than at the job's next run.
+            if let Some(program) = program.filter(|p| p.tiers.is_some()) {
+                super::tiers::evaluate_with(c, &program, order.customer_id, now).await?;
             }
-            let shortfall = current_program(c, cache).await?.map_or_else(Default::default, |p| p.shortfall);
-            let command = loyalty::Command::Clawback(loyalty::Clawback {
-                order: OrderRef::new(order.id, order.external_id.as_ref()),
-                refund,
-                order_net_minor: order.total_minor,
-                refunded_total_minor,
-                shortfall,
-            });
-            let request = Request { id: RequestId::for_refund(refund), command };
-            match execute(c, order.customer_id, &request, now).await? {
-                Ok(done) => Ok(Some(done)),
-                Err(refusal) => Err(StoreError::Refused(refusal)),
-            }
+            Ok(done)
         }
     };
 }

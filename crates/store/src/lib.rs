@@ -16,6 +16,8 @@ mod ledger;
 #[macro_use]
 mod rewards;
 mod migrate;
+#[macro_use]
+mod tiers;
 mod ops;
 mod postgres;
 mod sqlite;
@@ -36,6 +38,7 @@ pub use ledger::{
     WalletHistory, WalletView,
 };
 pub use rewards::{CouponHold, PunchCardView, RewardDelivery, RewardRedeemed, Sale, StoredPromotion, StoredReward};
+pub use tiers::{LoyaltyEvent, LoyaltyTick, TierChangeRecord, TierView};
 
 /// Why a store operation did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -732,3 +735,5 @@ impl Store {
 
 // Rewards, punch cards, coupon holds, promotions and sales: `rewards_store.rs` (after the macros above).
 mod rewards_store;
+// After the macros above, which its methods use.
+mod loyalty_jobs;

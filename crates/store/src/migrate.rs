@@ -9,12 +9,14 @@ pub(crate) const SQLITE: &[(u32, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_analytics.sql")),
     (3, include_str!("../migrations/sqlite/0003_loyalty.sql")),
+    (4, include_str!("../migrations/sqlite/0004_tiers.sql")),
     (5, include_str!("../migrations/sqlite/0005_rewards.sql")),
 ];
 pub(crate) const POSTGRES: &[(u32, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_analytics.sql")),
     (3, include_str!("../migrations/postgres/0003_loyalty.sql")),
+    (4, include_str!("../migrations/postgres/0004_tiers.sql")),
     (5, include_str!("../migrations/postgres/0005_rewards.sql")),
 ];
 

@@ -1008,6 +1008,9 @@ pub(crate) mod sqlite {
     pub(crate) mod rewards {
         define_rewards_ops!(crate::db::SqliteConn);
     }
+    pub(crate) mod tiers {
+        define_tier_ops!(crate::db::SqliteConn);
+    }
 }
 
 pub(crate) mod postgres {
@@ -1019,6 +1022,9 @@ pub(crate) mod postgres {
 
     pub(crate) mod rewards {
         define_rewards_ops!(sqlx::PgConnection);
+    }
+    pub(crate) mod tiers {
+        define_tier_ops!(sqlx::PgConnection);
     }
 }
 

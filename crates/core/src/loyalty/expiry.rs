@@ -80,8 +80,31 @@ pub fn expiring_within(state: &WalletState, now: DateTime<Utc>, days: u32) -> Ve
     lots
 }
 
+/// The reminder windows of a program's `expiry_reminder_days` (ascending): `(after, until, days)`. A lot
+/// expiring at `e` is reminded in window `days` when `now + after < e <= now + until`, so a lot first seen
+/// 5 days before expiry gets the 7-day reminder only, not the 30-day one as well; a store records one event
+/// per (lot, window), so each reminder is recorded once.
+pub fn reminder_windows(days: &[u32]) -> Vec<(Duration, Duration, u32)> {
+    let mut previous = 0;
+    days.iter()
+        .map(|&d| {
+            let window = (Duration::days(i64::from(previous)), Duration::days(i64::from(d)), d);
+            previous = d;
+            window
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn reminder_windows_do_not_overlap() {
+        let w = super::reminder_windows(&[7, 30]);
+        assert_eq!(w.len(), 2);
+        assert_eq!((w[0].0.num_days(), w[0].1.num_days(), w[0].2), (0, 7, 7));
+        assert_eq!((w[1].0.num_days(), w[1].1.num_days(), w[1].2), (7, 30, 30));
+    }
+
     use super::*;
 
     fn utc(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {

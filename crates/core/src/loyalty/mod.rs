@@ -18,7 +18,9 @@
 //! | [`coupons`] | coupon codes from random bytes, coupon checks, held redemptions |
 //! | [`promotions`] | promotions and the pricing function with stacking rules |
 //! | [`refusal`] | refusals with stable codes |
+//! | [`backtest`] | recorded orders and refunds replayed through a program, in memory |
 
+pub mod backtest;
 pub mod coupons;
 pub mod earning;
 pub mod expiry;

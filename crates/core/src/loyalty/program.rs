@@ -7,6 +7,7 @@
 //! time_zone = "Europe/Berlin"
 //! lock_days = 14                 # points from orders stay pending through the return window
 //! expiry = { after_days = 365 }
+//! expiry_reminder_days = [30, 7]  # "points expiring" events this many days before a lot expires
 //! shortfall = "debt"             # or "write_off": refunded points the customer already spent
 //!
 //! [earning]
@@ -56,6 +57,9 @@ pub struct ProgramFile {
     pub lock_days: u32,
     #[serde(default)]
     pub expiry: ExpiryPolicy,
+    /// Days before a lot expires when a "points expiring" event is recorded, e.g. `[30, 7]`.
+    #[serde(default)]
+    pub expiry_reminder_days: Vec<u32>,
     #[serde(default)]
     pub shortfall: Shortfall,
     #[serde(default)]
@@ -149,6 +153,8 @@ pub struct Program {
     /// Days points from orders stay pending.
     pub lock_days: u32,
     pub expiry: ExpiryPolicy,
+    /// Reminder windows in days before expiry, ascending (see `expiry::reminder_windows`).
+    pub expiry_reminder_days: Vec<u32>,
     pub shortfall: Shortfall,
     pub earning: EarningRules,
     pub tiers: Option<Tiers>,
@@ -199,6 +205,14 @@ impl Program {
             return Err(FieldError::new("lock_days", "at most 3650 days"));
         }
         let earning = parse_earning(&file.earning, currency).map_err(|e| e.within("earning."))?;
+        let mut expiry_reminder_days = file.expiry_reminder_days.clone();
+        expiry_reminder_days.sort_unstable();
+        if expiry_reminder_days.iter().any(|d| !(1..=3650).contains(d)) {
+            return Err(FieldError::new("expiry_reminder_days", "each between 1 and 3650 days"));
+        }
+        if expiry_reminder_days.windows(2).any(|w| w[0] == w[1]) {
+            return Err(FieldError::new("expiry_reminder_days", "a reminder window is given twice"));
+        }
         let tiers =
             file.tiers.as_ref().map(|t| Tiers::parse(t, currency)).transpose().map_err(|e| e.within("tiers."))?;
         if let Some(tiers) = &tiers {
@@ -230,6 +244,7 @@ impl Program {
             time_zone,
             lock_days: file.lock_days,
             expiry: file.expiry,
+            expiry_reminder_days,
             shortfall: file.shortfall,
             earning,
             tiers,
@@ -327,6 +342,7 @@ currency = "EUR"
 time_zone = "Europe/Berlin"
 lock_days = 14
 expiry = { after_days = 365 }
+expiry_reminder_days = [7, 30]
 shortfall = "write_off"
 
 [earning]
@@ -376,6 +392,7 @@ valid_until = "2026-12-31T23:00:00Z"
         let p = example();
         assert_eq!((p.currency.code(), p.time_zone.name(), p.lock_days), ("EUR", "Europe/Berlin", 14));
         assert_eq!(p.shortfall, Shortfall::WriteOff);
+        assert_eq!(p.expiry_reminder_days, vec![7, 30]);
         assert_eq!(p.earning.categories["pastry"].hundredths(), 50);
         assert_eq!(p.earning.big_spender, vec![(5000, Points::new(50)), (10000, Points::new(150))]);
         assert_eq!(p.earning.nth_purchase[0].n, 3, "sorted by n");
@@ -396,6 +413,8 @@ valid_until = "2026-12-31T23:00:00Z"
         assert_eq!(with("lock_days = 14", "lock_days = 14\nlock_dayz = 1").field, "program");
         assert_eq!(with("threshold = 2000", "threshold = 400").field, "tiers.levels[1].threshold");
         assert_eq!(with("stamps = 10", "stamps = 0").field, "punch_cards[0].stamps");
+        assert_eq!(with("[7, 30]", "[7, 7]").field, "expiry_reminder_days");
+        assert_eq!(with("[7, 30]", "[0]").field, "expiry_reminder_days");
     }
 
     #[test]
