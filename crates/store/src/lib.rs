@@ -287,6 +287,25 @@ macro_rules! with_idempotency {
     }};
 }
 
+/// Like `with_idempotency!` for a ledger write that may be refused: `$result` is a
+/// `Result<Result<LedgerReceipt, Refusal>>`; the response is stored only for a receipt (a refusal is judged
+/// afresh on a retry), and the macro's value is `Result<Result<LedgerReceipt, Refusal>>`.
+macro_rules! with_idempotency_unless_refused {
+    ($c:ident, $idem:ident, $result:expr) => {{
+        match $result? {
+            Ok(done) => {
+                if let Some(idem) = $idem {
+                    let (status, body) = (idem.render)(&done);
+                    ops::store_idempotent_response($c, &idem.scope, &idem.key, &idem.request_hash, status, &body)
+                        .await?;
+                }
+                Ok(Ok(done))
+            }
+            Err(refusal) => Ok(Err(refusal)),
+        }
+    }};
+}
+
 impl Store {
     /// Opens (creating if missing) the database at `url` and applies pending migrations.
     pub async fn open(url: &str) -> Result<Store> {
@@ -535,17 +554,7 @@ impl Store {
         idem: Option<Idempotency<LedgerReceipt>>,
     ) -> Result<LedgerReceipt> {
         let result = write!(self, c => async move {
-            match ops::ledger::execute(c, customer, &request, now).await? {
-                Ok(done) => {
-                    if let Some(idem) = idem {
-                        let (status, body) = (idem.render)(&done);
-                        ops::store_idempotent_response(c, &idem.scope, &idem.key, &idem.request_hash, status, &body)
-                            .await?;
-                    }
-                    Ok(Ok(done))
-                }
-                Err(refusal) => Ok(Err(refusal)),
-            }
+            with_idempotency_unless_refused!(c, idem, ops::ledger::execute(c, customer, &request, now).await)
         })?;
         result.map_err(StoreError::Refused)
     }

@@ -46,17 +46,7 @@ impl Store {
     ) -> Result<LedgerReceipt> {
         let programs = self.programs.clone();
         let result = write!(self, c => async move {
-            match ops::tiers::earn_event(c, &programs, customer, &event, request, now).await? {
-                Ok(done) => {
-                    if let Some(idem) = idem {
-                        let (status, body) = (idem.render)(&done);
-                        ops::store_idempotent_response(c, &idem.scope, &idem.key, &idem.request_hash, status, &body)
-                            .await?;
-                    }
-                    Ok(Ok(done))
-                }
-                Err(refusal) => Ok(Err(refusal)),
-            }
+            with_idempotency_unless_refused!(c, idem, ops::tiers::earn_event(c, &programs, customer, &event, request, now).await)
         })?;
         result.map_err(StoreError::Refused)
     }
