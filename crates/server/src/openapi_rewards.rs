@@ -1,6 +1,7 @@
 //! OpenAPI schemas of rewards, punch cards, coupon holds, promotions, checkout pricing and sales (merged
 //! into the document by `openapi`).
 
+use regulars_analytics::rfm::SEGMENT_NAMES;
 use serde_json::{Value, json};
 
 pub(crate) fn schemas() -> Value {
@@ -61,18 +62,24 @@ pub(crate) fn schemas() -> Value {
             "discount_minor": { "type": "integer" }, "total_minor": { "type": "integer", "minimum": 0 },
             "explanation": { "type": "array", "items": { "type": "string" } } } },
         "SaleIn": { "type": "object", "additionalProperties": false,
-            "required": ["name", "starts_at", "ends_at", "early_access_from", "tiers"], "properties": {
+            "required": ["name", "starts_at", "ends_at", "early_access_from"],
+            "description": "name at least one tier or segment; a customer qualifies by either", "properties": {
             "name": { "type": "string" }, "starts_at": { "type": "string", "format": "date-time" },
             "ends_at": { "type": "string", "format": "date-time" }, "early_access_from": { "type": "string", "format": "date-time" },
-            "tiers": { "type": "array", "minItems": 1, "items": { "type": "string" } } } },
+            "tiers": { "type": "array", "items": { "type": "string" } },
+            "segments": { "type": "array", "items": { "type": "string", "enum": SEGMENT_NAMES },
+                "description": "RFM segments in the latest analytics snapshot" } } },
         "Sale": { "type": "object", "properties": {
             "id": { "type": "string", "example": "sal_1" }, "name": { "type": "string" },
             "starts_at": { "type": "string", "format": "date-time" }, "ends_at": { "type": "string", "format": "date-time" },
-            "early_access_from": { "type": "string", "format": "date-time" }, "tiers": { "type": "array", "items": { "type": "string" } } } },
+            "early_access_from": { "type": "string", "format": "date-time" }, "tiers": { "type": "array", "items": { "type": "string" } },
+            "segments": { "type": "array", "items": { "type": "string" } } } },
         "AccessTokenIn": { "type": "object", "additionalProperties": false, "required": ["customer_id"], "properties": {
             "customer_id": { "type": "string" } } },
         "AccessToken": { "type": "object", "properties": {
-            "sale_id": { "type": "string" }, "customer_id": { "type": "string" }, "tier": { "type": "string" },
+            "sale_id": { "type": "string" }, "customer_id": { "type": "string" },
+            "tier": { "type": ["string", "null"], "description": "the customer's tier at the grant" },
+            "segment": { "type": ["string", "null"], "description": "the customer's segment in the latest snapshot at the grant" },
             "token": { "type": "string", "description": "<sale>.<customer>.<HMAC-SHA256 in hex>" },
             "valid_from": { "type": "string", "format": "date-time" }, "valid_until": { "type": "string", "format": "date-time" } } },
         "Access": { "type": "object", "properties": {

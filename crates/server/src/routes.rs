@@ -89,7 +89,7 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/api/v1/promotions", LoyaltyProgram, "Define a promotion (validity, minimum order, tiers)"),
     route("GET", "/api/v1/promotions", LoyaltyRead, "List promotions"),
     route("POST", "/api/v1/checkout/price", LoyaltyRead, "Price a cart with promotions and coupons (writes nothing)"),
-    route("POST", "/api/v1/sales", LoyaltyProgram, "Define a sale with early access for some tiers"),
+    route("POST", "/api/v1/sales", LoyaltyProgram, "Define a sale with early access for some tiers or RFM segments"),
     route("POST", "/api/v1/sales/{id}/access-tokens", LoyaltySpend, "Issue a signed early-access token to a customer"),
     route("GET", "/api/v1/sales/{id}/access", LoyaltyRead, "Check an early-access token (?token=...)"),
     route("POST", "/api/v1/keys", KeysManage, "Create an API key (its secret is shown once)"),

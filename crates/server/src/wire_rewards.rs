@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use regulars_analytics::rfm::SEGMENT_NAMES;
 use regulars_core::loyalty::Points;
 use regulars_core::loyalty::promotions::{Priced, Promotion, PromotionKind, Stacking};
 use regulars_core::loyalty::punch::Matches;
@@ -12,7 +13,9 @@ use regulars_core::text::bounded_text;
 use regulars_core::{
     CouponHoldId, Currency, CustomerId, FieldError, Money, OrderLine, PromotionId, Quantity, RewardId, SaleId, Sku,
 };
-use regulars_store::{CouponHold, PunchCardView, RewardDelivery, RewardRedeemed, Sale, StoredPromotion, StoredReward};
+use regulars_store::{
+    CouponHold, PunchCardView, RewardDelivery, RewardRedeemed, Sale, SaleGrant, StoredPromotion, StoredReward,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -450,8 +453,12 @@ pub struct SaleIn {
     pub starts_at: String,
     pub ends_at: String,
     pub early_access_from: String,
-    /// The tiers with early access (at least one).
+    /// The tiers with early access.
+    #[serde(default)]
     pub tiers: Vec<String>,
+    /// The RFM segments (of the latest analytics snapshot) with early access; with `tiers`, at least one.
+    #[serde(default)]
+    pub segments: Vec<String>,
 }
 
 impl SaleIn {
@@ -465,8 +472,8 @@ impl SaleIn {
         if early_access_from > starts_at {
             return Err(FieldError::new("early_access_from", "must not be after starts_at"));
         }
-        if self.tiers.is_empty() {
-            return Err(FieldError::new("tiers", "name at least one tier with early access"));
+        if self.tiers.is_empty() && self.segments.is_empty() {
+            return Err(FieldError::new("tiers", "name at least one tier or segment with early access"));
         }
         let tiers = self
             .tiers
@@ -474,7 +481,30 @@ impl SaleIn {
             .enumerate()
             .map(|(i, t)| bounded_text(&format!("tiers[{i}]"), t, 64))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Sale { id: 0, name: bounded_text("name", &self.name, 200)?, starts_at, ends_at, early_access_from, tiers })
+        let segments = self
+            .segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                if SEGMENT_NAMES.contains(&s.as_str()) {
+                    Ok(s.clone())
+                } else {
+                    Err(FieldError::new(
+                        format!("segments[{i}]"),
+                        format!("unknown segment {s:?}; segments: {SEGMENT_NAMES:?}"),
+                    ))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Sale {
+            id: 0,
+            name: bounded_text("name", &self.name, 200)?,
+            starts_at,
+            ends_at,
+            early_access_from,
+            tiers,
+            segments,
+        })
     }
 }
 
@@ -486,6 +516,7 @@ pub fn sale(s: &Sale) -> Value {
         "ends_at": time(s.ends_at),
         "early_access_from": time(s.early_access_from),
         "tiers": s.tiers,
+        "segments": s.segments,
     })
 }
 
@@ -495,11 +526,13 @@ pub struct AccessTokenIn {
     pub customer_id: String,
 }
 
-pub fn access_token(sale: &Sale, customer: CustomerId, tier: &str, token: &str) -> Value {
+/// An issued token, with the tier and the segment (latest snapshot) the customer had at the grant.
+pub fn access_token(sale: &Sale, customer: CustomerId, grant: &SaleGrant, token: &str) -> Value {
     json!({
         "sale_id": SaleId::from_key(sale.id).to_string(),
         "customer_id": customer.to_string(),
-        "tier": tier,
+        "tier": grant.tier,
+        "segment": grant.segment,
         "token": token,
         "valid_from": time(sale.early_access_from),
         "valid_until": time(sale.ends_at),

@@ -40,6 +40,30 @@ async fn set_tier(app: &TestApp, customer: &str, tier: &str) {
     }
 }
 
+/// Saves an analytics snapshot placing each customer in a segment, as the snapshot job would.
+async fn set_segments(app: &TestApp, segments: &[(&str, &str)]) {
+    let figures = segments
+        .iter()
+        .map(|&(customer, segment)| regulars_store::CustomerFigures {
+            customer_id: customer.parse().unwrap(),
+            frequency: 4,
+            total_spend_minor: 9000,
+            last_purchase: chrono::NaiveDate::from_ymd_opt(2026, 5, 30).unwrap(),
+            probability_alive: Some(0.9),
+            expected_purchases: Some(2.0),
+            expected_value: Some(2250.0),
+            clv: Some(4500.0),
+            segment: segment.into(),
+            rfm: "555".into(),
+            median_gap_days: Some(7.0),
+            overdue: false,
+            value_at_risk: 900.0,
+        })
+        .collect();
+    let now = regulars_testkit::test_now();
+    app.db.store.save_snapshot(now, now.date_naive(), "{}".into(), figures).await.unwrap();
+}
+
 fn code_of(body: &Value) -> Option<&str> {
     body["code"].as_str()
 }
@@ -51,6 +75,7 @@ regulars_testkit::on_both_servers!(
     a_held_coupon_blocks_other_tills_until_released_or_expired,
     carts_are_priced_with_promotions_tiers_and_coupons,
     vip_tokens_are_signed_checked_and_refused,
+    vip_tokens_go_to_the_segments_of_the_latest_snapshot,
 );
 
 async fn rewards_are_defined_redeemed_and_refused_with_stable_codes(app: &TestApp) {
@@ -419,6 +444,74 @@ async fn vip_tokens_are_signed_checked_and_refused(app: &TestApp) {
     app.clock.advance(Duration::days(10));
     let (status, body) = app.call("GET", &check(&token), None).await;
     assert_eq!((status, code_of(&body)), (409, Some("sale_not_open")), "after the sale: {body}");
+}
+
+async fn vip_tokens_go_to_the_segments_of_the_latest_snapshot(app: &TestApp) {
+    let sale = json!({
+        "name": "Champions' preview", "early_access_from": "2026-06-02T00:00:00Z",
+        "starts_at": "2026-06-05T00:00:00Z", "ends_at": "2026-06-10T00:00:00Z",
+    });
+    // Neither tiers nor segments: refused, naming the field; an unknown segment too.
+    let (status, body) = app.call("POST", "/api/v1/sales", Some(sale.clone())).await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("tiers")), "{body}");
+    let mut empty = sale.clone();
+    (empty["tiers"], empty["segments"]) = (json!([]), json!([]));
+    let (status, body) = app.call("POST", "/api/v1/sales", Some(empty)).await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("tiers")), "{body}");
+    let mut typo = sale.clone();
+    typo["segments"] = json!(["champions", "champion"]);
+    let (status, body) = app.call("POST", "/api/v1/sales", Some(typo)).await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("segments[1]")), "{body}");
+    let mut champions = sale.clone();
+    champions["segments"] = json!(["champions"]);
+    let (status, created) = app.call("POST", "/api/v1/sales", Some(champions)).await;
+    assert_eq!(
+        (status, &created["tiers"], &created["segments"]),
+        (201, &json!([]), &json!(["champions"])),
+        "{created}"
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (champ, loyal, gold) =
+        (customer(app, "champ").await, customer(app, "loyal").await, customer(app, "gold").await);
+    set_tier(app, &gold, "gold").await;
+    let till = app.key(Role::Integration).await;
+    let tokens = format!("/api/v1/sales/{id}/access-tokens");
+    // Before any snapshot, nobody is in a segment.
+    let (status, body) = app.call_as(&till, "POST", &tokens, Some(json!({"customer_id": champ})), None).await;
+    assert_eq!((status, code_of(&body)), (409, Some("sale_not_for_tier")), "{body}");
+    set_segments(app, &[(&champ, "champions"), (&loyal, "loyal"), (&gold, "loyal")]).await;
+    let (status, issued) = app.call_as(&till, "POST", &tokens, Some(json!({"customer_id": champ})), None).await;
+    assert_eq!((status, &issued["segment"], &issued["tier"]), (201, &json!("champions"), &Value::Null), "{issued}");
+    let token = issued["token"].as_str().unwrap().to_owned();
+    for other in [&loyal, &gold] {
+        let (status, body) = app.call_as(&till, "POST", &tokens, Some(json!({"customer_id": other})), None).await;
+        assert_eq!((status, code_of(&body)), (409, Some("sale_not_for_tier")), "{other}: {body}");
+    }
+    app.clock.advance(Duration::days(2));
+    let (status, body) =
+        app.call_as(&till, "GET", &format!("/api/v1/sales/{id}/access?token={token}"), None, None).await;
+    assert_eq!((status, &body["early"], &body["customer_id"]), (200, &json!(true), &json!(champ)), "{body}");
+    // A sale naming a tier and a segment takes either.
+    let both = json!({
+        "name": "Gold or loyal", "early_access_from": "2026-06-03T00:00:00Z", "starts_at": "2026-06-05T00:00:00Z",
+        "ends_at": "2026-06-10T00:00:00Z", "tiers": ["gold"], "segments": ["loyal"],
+    });
+    let (_, both) = app.call("POST", "/api/v1/sales", Some(both)).await;
+    let both_tokens = format!("/api/v1/sales/{}/access-tokens", both["id"].as_str().unwrap());
+    for (who, tier, segment) in [(&gold, json!("gold"), json!("loyal")), (&loyal, Value::Null, json!("loyal"))] {
+        let (status, issued) = app.call_as(&till, "POST", &both_tokens, Some(json!({"customer_id": who})), None).await;
+        assert_eq!((status, &issued["tier"], &issued["segment"]), (201, &tier, &segment), "{who}: {issued}");
+    }
+    let (status, body) = app.call_as(&till, "POST", &both_tokens, Some(json!({"customer_id": champ})), None).await;
+    assert_eq!((status, code_of(&body)), (409, Some("sale_not_for_tier")), "{body}");
+    // A newer snapshot moves the champion out: a new grant is refused, the token given before still opens.
+    set_segments(app, &[(&champ, "need_attention"), (&loyal, "champions")]).await;
+    let (status, body) = app.call_as(&till, "POST", &tokens, Some(json!({"customer_id": champ})), None).await;
+    assert_eq!((status, code_of(&body)), (409, Some("sale_not_for_tier")), "{body}");
+    let (status, issued) = app.call_as(&till, "POST", &tokens, Some(json!({"customer_id": loyal})), None).await;
+    assert_eq!((status, &issued["segment"]), (201, &json!("champions")), "{issued}");
+    let (status, _) = app.call("GET", &format!("/api/v1/sales/{id}/access?token={token}"), None).await;
+    assert_eq!(status, 200);
 }
 
 /// Every schema the OpenAPI document refers to exists, and this part's routes name their own.

@@ -37,7 +37,9 @@ pub use ledger::{
     CouponBatch, CouponBatchDraft, CouponOffer, CouponRedeemed, CouponState, LedgerReceipt, ProgramVersion,
     WalletHistory, WalletView,
 };
-pub use rewards::{CouponHold, PunchCardView, RewardDelivery, RewardRedeemed, Sale, StoredPromotion, StoredReward};
+pub use rewards::{
+    CouponHold, PunchCardView, RewardDelivery, RewardRedeemed, Sale, SaleGrant, StoredPromotion, StoredReward,
+};
 pub use tiers::{LoyaltyEvent, LoyaltyTick, TierChangeRecord, TierView};
 
 /// Why a store operation did not happen.

@@ -98,7 +98,7 @@ impl StoredPromotion {
     }
 }
 
-/// A sale with early access for some tiers.
+/// A sale with early access for some tiers and RFM segments (at least one of either).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sale {
     pub id: i64,
@@ -108,6 +108,16 @@ pub struct Sale {
     pub early_access_from: DateTime<Utc>,
     /// The tiers with early access.
     pub tiers: Vec<String>,
+    /// The RFM segments (as in the latest analytics snapshot) with early access.
+    pub segments: Vec<String>,
+}
+
+/// An early-access grant: who qualified, with the tier and the segment (latest snapshot) they had then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaleGrant {
+    pub id: i64,
+    pub tier: Option<String>,
+    pub segment: Option<String>,
 }
 
 pub(crate) fn tiers_json(tiers: &[String]) -> String {
@@ -907,7 +917,7 @@ macro_rules! define_rewards_ops {
 
         // ----- sales and secrets -----
 
-        const SALE_COLUMNS: &str = "id, name, starts_at, ends_at, early_access_from, tiers";
+        const SALE_COLUMNS: &str = "id, name, starts_at, ends_at, early_access_from, tiers, segments";
 
         fn sale_from_row(r: &Row) -> Result<Sale> {
             Ok(Sale {
@@ -917,6 +927,7 @@ macro_rules! define_rewards_ops {
                 ends_at: from_micros(r.get("ends_at")?)?,
                 early_access_from: from_micros(r.get("early_access_from")?)?,
                 tiers: tiers_from(&r.get::<String>("tiers")?)?,
+                segments: tiers_from(&r.get::<String>("segments")?)?,
             })
         }
 
@@ -924,14 +935,15 @@ macro_rules! define_rewards_ops {
             let row = c
                 .fetch_one(
                     Query::new(format!(
-                        "INSERT INTO loyalty_sales (name, starts_at, ends_at, early_access_from, tiers, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {SALE_COLUMNS}"
+                        "INSERT INTO loyalty_sales (name, starts_at, ends_at, early_access_from, tiers, segments, \
+                         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {SALE_COLUMNS}"
                     ))
                     .bind(s.name.as_str())
                     .bind(micros(s.starts_at))
                     .bind(micros(s.ends_at))
                     .bind(micros(s.early_access_from))
                     .bind(tiers_json(&s.tiers))
+                    .bind(tiers_json(&s.segments))
                     .bind(micros(now)),
                 )
                 .await?;
@@ -944,29 +956,49 @@ macro_rules! define_rewards_ops {
             row.as_ref().map(sale_from_row).transpose()
         }
 
-        /// Records that a customer of `tier` was given an early-access token to a sale. The row is written only
-        /// while the customer's wallet still has that tier (`sale_not_for_tier` otherwise).
+        /// Appends `column IN ($n, ...)` for `values`, or a false condition when there are none.
+        fn push_in(q: &mut Query, column: &str, values: &[String]) {
+            if values.is_empty() {
+                q.push("1 = 0");
+                return;
+            }
+            q.push(column).push(" IN (");
+            for (i, v) in values.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                q.push_bind(v.as_str());
+            }
+            q.push(")");
+        }
+
+        /// Records that a customer was given an early-access token to `sale`. The row is written only while
+        /// the customer qualifies, checked by the writing statement: their wallet's tier is one of the sale's
+        /// tiers, or their segment in the latest analytics snapshot is one of its segments
+        /// (`sale_not_for_tier` otherwise).
         pub(crate) async fn grant_sale_access(
             c: &mut $Conn,
-            sale: i64,
+            sale: &Sale,
             customer: CustomerId,
-            tier: &str,
             now: DateTime<Utc>,
-        ) -> Result<i64> {
-            let id: Option<i64> = c
-                .fetch_scalar(
-                    Query::new(
-                        "INSERT INTO loyalty_sale_access_grants (sale_id, customer_id, tier, issued_at) \
-                         SELECT $1, w.customer_id, w.tier, $4 FROM loyalty_wallets w \
-                         WHERE w.customer_id = $2 AND w.tier = $3 RETURNING id",
-                    )
-                    .bind(sale)
-                    .bind(customer.key())
-                    .bind(tier)
-                    .bind(micros(now)),
-                )
-                .await?;
-            id.map_or_else(|| refused(Refusal::SaleNotForTier), Ok)
+        ) -> Result<SaleGrant> {
+            let mut q = Query::new(
+                "INSERT INTO loyalty_sale_access_grants (sale_id, customer_id, tier, segment, issued_at) \
+                 SELECT $1, k.id, w.tier, f.segment, $3 FROM customers k \
+                 LEFT JOIN loyalty_wallets w ON w.customer_id = k.id \
+                 LEFT JOIN customer_figures f ON f.customer_id = k.id \
+                     AND f.snapshot_id = (SELECT MAX(id) FROM analytics_snapshots) \
+                 WHERE k.id = $2 AND (",
+            )
+            .bind(sale.id)
+            .bind(customer.key())
+            .bind(micros(now));
+            push_in(&mut q, "w.tier", &sale.tiers);
+            q.push(" OR ");
+            push_in(&mut q, "f.segment", &sale.segments);
+            q.push(") RETURNING id, tier, segment");
+            let Some(row) = c.fetch_optional(q).await? else { return refused(Refusal::SaleNotForTier) };
+            Ok(SaleGrant { id: row.get("id")?, tier: row.get("tier")?, segment: row.get("segment")? })
         }
 
         /// The secret called `name`, made from `fresh` if there was none (the first writer wins).

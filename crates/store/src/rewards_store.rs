@@ -8,7 +8,9 @@ use regulars_core::loyalty::coupons::CouponCode;
 use regulars_core::loyalty::rewards::Reward;
 use regulars_core::{Currency, CustomerId};
 
-use crate::rewards::{CouponHold, PunchCardView, RewardDelivery, RewardRedeemed, Sale, StoredPromotion, StoredReward};
+use crate::rewards::{
+    CouponHold, PunchCardView, RewardDelivery, RewardRedeemed, Sale, SaleGrant, StoredPromotion, StoredReward,
+};
 use crate::{Backend, Idempotency, Result, Store};
 
 /// A new unguessable single-use code: 80 random bits, like a coupon batch's.
@@ -142,17 +144,17 @@ impl Store {
         read!(self, c => ops::rewards::sale(c, id))
     }
 
-    /// Records an early-access grant of `sale` to a customer still in `tier`; returns the grant's id.
+    /// Records an early-access grant of `sale` to a customer still in one of its tiers, or in one of its
+    /// segments in the latest analytics snapshot (`sale_not_for_tier` otherwise).
     pub async fn grant_sale_access(
         &self,
-        sale: i64,
+        sale: Sale,
         customer: CustomerId,
-        tier: String,
         now: DateTime<Utc>,
-        idem: Option<Idempotency<i64>>,
-    ) -> Result<i64> {
+        idem: Option<Idempotency<SaleGrant>>,
+    ) -> Result<SaleGrant> {
         write!(self, c => async move {
-            with_idempotency!(c, idem, ops::rewards::grant_sale_access(c, sale, customer, &tier, now).await)
+            with_idempotency!(c, idem, ops::rewards::grant_sale_access(c, &sale, customer, now).await)
         })
     }
 

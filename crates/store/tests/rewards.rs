@@ -9,7 +9,9 @@ use regulars_core::{
     Currency, CustomerDraft, CustomerId, ExternalId, OrderDraft, OrderLine, Quantity, RefundDraft, RefundDraftKind,
     RefundLine, Sku,
 };
-use regulars_store::{CouponBatchDraft, CouponOffer, RewardDelivery, Store, StoreError};
+use regulars_store::{
+    CouponBatchDraft, CouponOffer, CustomerFigures, RewardDelivery, Sale, SaleGrant, Store, StoreError,
+};
 use regulars_testkit::TestDb;
 
 fn at(hours: i64) -> DateTime<Utc> {
@@ -65,6 +67,7 @@ regulars_testkit::on_both_databases!(
     a_held_coupon_counts_against_its_limit_until_released_or_expired,
     concurrent_orders_of_one_customer_stamp_one_card_in_turn,
     stamps_expire_when_the_program_says_so,
+    sale_grants_check_the_tier_or_the_segment_of_the_latest_snapshot_when_written,
 );
 
 async fn twenty_concurrent_redemptions_of_a_reward_with_stock_three_give_three(db: &TestDb) {
@@ -360,4 +363,57 @@ async fn stamps_expire_when_the_program_says_so(db: &TestDb) {
     s.record_order(order("o3", c, &[("ESP", 9)]), day(31), None).await.unwrap();
     let card = s.punch_cards(c, day(31)).await.unwrap().unwrap().remove(0);
     assert_eq!((card.live_stamps, card.completed, card.codes.len()), (0, 1, 1));
+}
+
+fn in_segment(customer: CustomerId, segment: &str) -> CustomerFigures {
+    CustomerFigures {
+        customer_id: customer,
+        frequency: 4,
+        total_spend_minor: 9000,
+        last_purchase: chrono::NaiveDate::from_ymd_opt(2026, 2, 27).unwrap(),
+        probability_alive: Some(0.9),
+        expected_purchases: Some(2.0),
+        expected_value: None,
+        clv: None,
+        segment: segment.into(),
+        rfm: "555".into(),
+        median_gap_days: Some(7.0),
+        overdue: false,
+        value_at_risk: 900.0,
+    }
+}
+
+async fn save_segments(s: &Store, hours: i64, figures: Vec<CustomerFigures>) {
+    s.save_snapshot(at(hours), at(hours).date_naive(), "{}".into(), figures).await.unwrap();
+}
+
+async fn sale_grants_check_the_tier_or_the_segment_of_the_latest_snapshot_when_written(db: &TestDb) {
+    let s = &db.store;
+    let draft = |tiers: &[&str], segments: &[&str]| Sale {
+        id: 0,
+        name: "Preview".into(),
+        starts_at: at(48),
+        ends_at: at(96),
+        early_access_from: at(24),
+        tiers: tiers.iter().map(|t| (*t).to_owned()).collect(),
+        segments: segments.iter().map(|t| (*t).to_owned()).collect(),
+    };
+    assert!(s.create_sale(draft(&[], &[]), at(0), None).await.is_err(), "the table refuses a sale for nobody");
+    let champions = s.create_sale(draft(&[], &["champions"]), at(0), None).await.unwrap();
+    assert_eq!(s.sale(champions.id).await.unwrap().unwrap().segments, ["champions"]);
+    let gold_or_loyal = s.create_sale(draft(&["gold"], &["loyal"]), at(0), None).await.unwrap();
+    let (a, b) = (customer(s, "a").await, customer(s, "b").await);
+    let grant = |sale: &Sale, c: CustomerId| s.grant_sale_access(sale.clone(), c, at(1), None);
+    assert_eq!(refusal(grant(&champions, a).await), Refusal::SaleNotForTier, "no snapshot yet");
+    save_segments(s, 1, vec![in_segment(a, "champions"), in_segment(b, "loyal")]).await;
+    let given = grant(&champions, a).await.unwrap();
+    assert_eq!((given.tier, given.segment.as_deref()), (None, Some("champions")));
+    assert_eq!(refusal(grant(&champions, b).await), Refusal::SaleNotForTier);
+    let SaleGrant { segment, .. } = grant(&gold_or_loyal, b).await.unwrap();
+    assert_eq!(segment.as_deref(), Some("loyal"));
+    // The statement reads the latest snapshot: one moving `a` out refuses the sale as it was read before.
+    save_segments(s, 2, vec![in_segment(a, "need_attention"), in_segment(b, "champions")]).await;
+    assert_eq!(refusal(grant(&champions, a).await), Refusal::SaleNotForTier);
+    assert_eq!(refusal(grant(&gold_or_loyal, b).await), Refusal::SaleNotForTier, "b is no longer loyal");
+    assert_eq!(grant(&champions, b).await.unwrap().segment.as_deref(), Some("champions"));
 }

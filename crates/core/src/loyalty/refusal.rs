@@ -59,7 +59,7 @@ pub enum Refusal {
     CouponHoldExpired,
     #[error("the coupon hold was already confirmed or released")]
     CouponHoldAlreadyResolved,
-    #[error("the customer's tier does not give access to this sale")]
+    #[error("neither the customer's tier nor their segment gives access to this sale")]
     SaleNotForTier,
     #[error("the sale is not open to this token now")]
     SaleNotOpen,

@@ -113,9 +113,12 @@ CREATE TABLE loyalty_sales (
     starts_at INTEGER NOT NULL,
     ends_at INTEGER NOT NULL,
     early_access_from INTEGER NOT NULL,
+    -- JSON arrays of tier names and of RFM segment names (as in customer_figures.segment); not both empty.
     tiers TEXT NOT NULL,
+    segments TEXT NOT NULL,
     created_at INTEGER NOT NULL,
-    CHECK (early_access_from <= starts_at AND starts_at < ends_at)
+    CHECK (early_access_from <= starts_at AND starts_at < ends_at),
+    CHECK (tiers <> '[]' OR segments <> '[]')
 );
 
 -- Who was given an early-access token (the token itself is not kept: it is signed, and checked by its signature).
@@ -123,8 +126,11 @@ CREATE TABLE loyalty_sale_access_grants (
     id INTEGER PRIMARY KEY,
     sale_id INTEGER NOT NULL REFERENCES loyalty_sales (id),
     customer_id INTEGER NOT NULL REFERENCES customers (id),
-    tier TEXT NOT NULL,
-    issued_at INTEGER NOT NULL
+    -- The customer's tier and segment (latest snapshot) at the grant; one of them gave access.
+    tier TEXT,
+    segment TEXT,
+    issued_at INTEGER NOT NULL,
+    CHECK (tier IS NOT NULL OR segment IS NOT NULL)
 );
 
 -- Secrets the server generates on first use (the key signing VIP access tokens); never sent anywhere.
