@@ -395,7 +395,37 @@ impl TransactionLogBuilder {
         Ok(())
     }
 
-    fn intern_sku(&mut self, sku: &str) -> u32 {
+    /// Adds one purchase whose SKUs were interned with [`TransactionLogBuilder::intern_sku`] (ids of this
+    /// builder): the same as [`TransactionLogBuilder::push_with_skus`] with their names, without looking
+    /// the names up again. An id this builder did not give is an [`AnalyticsError::InvalidInput`].
+    pub fn push_with_sku_ids<'a>(
+        &mut self,
+        customer: impl Into<CustomerKeyRef<'a>>,
+        at: impl Into<PurchaseTime>,
+        amount_minor: i64,
+        sku_ids: &[u32],
+    ) -> Result<()> {
+        if let Some(&id) = sku_ids.iter().find(|&&id| id as usize >= self.sku_names.len()) {
+            return Err(AnalyticsError::InvalidInput(format!("SKU id {id} was not given by this builder")));
+        }
+        self.push_with_skus(customer, at, amount_minor, &[] as &[&str])?;
+        if !sku_ids.is_empty() {
+            if self.sku_start.len() < self.customer.len() + 1 {
+                // The first record with SKUs: the records before it had none.
+                let record = self.customer.len() - 1;
+                self.sku_start.resize(record + 1, 0);
+                self.sku_ids.extend_from_slice(sku_ids);
+                self.sku_start.push(self.sku_ids.len() as u32);
+            } else {
+                self.sku_ids.extend_from_slice(sku_ids);
+                *self.sku_start.last_mut().expect("a record with SKUs") = self.sku_ids.len() as u32;
+            }
+        }
+        Ok(())
+    }
+
+    /// The id of a SKU in this builder (numbered in order of first appearance), interning it if new.
+    pub fn intern_sku(&mut self, sku: &str) -> u32 {
         match self.sku_lookup.get(sku) {
             Some(&id) => id,
             None => {

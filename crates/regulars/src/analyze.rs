@@ -161,11 +161,21 @@ struct LogSink {
     builder: TransactionLogBuilder,
     currencies: Vec<(Currency, u64)>,
     error: Option<AnalyticsError>,
+    /// The builder's id of each SKU number of the reader ([`OrderFacts::sku_ids`]); `u32::MAX` for none yet.
+    sku_map: Vec<u32>,
+    /// The builder's ids of the order at hand.
+    sku_ids: Vec<u32>,
 }
 
 impl LogSink {
     fn new(options: LogOptions) -> Self {
-        LogSink { builder: TransactionLogBuilder::new(options), currencies: Vec::new(), error: None }
+        LogSink {
+            builder: TransactionLogBuilder::new(options),
+            currencies: Vec::new(),
+            error: None,
+            sku_map: Vec::new(),
+            sku_ids: Vec::new(),
+        }
     }
 }
 
@@ -180,7 +190,25 @@ impl FactsSink for LogSink {
             return;
         }
         let at = PurchaseTime::from(facts.placed_at);
-        if let Err(error) = self.builder.push_with_skus(key_of(facts.customer), at, facts.net_minor, facts.skus) {
+        let pushed = match facts.sku_ids {
+            Some(numbers) if numbers.len() == facts.skus.len() => {
+                // The builder's ids by the reader's numbers: each SKU's text is looked up once.
+                self.sku_ids.clear();
+                for (&number, &sku) in numbers.iter().zip(facts.skus) {
+                    let number = number as usize;
+                    if number >= self.sku_map.len() {
+                        self.sku_map.resize(number + 1, u32::MAX);
+                    }
+                    if self.sku_map[number] == u32::MAX {
+                        self.sku_map[number] = self.builder.intern_sku(sku);
+                    }
+                    self.sku_ids.push(self.sku_map[number]);
+                }
+                self.builder.push_with_sku_ids(key_of(facts.customer), at, facts.net_minor, &self.sku_ids)
+            }
+            _ => self.builder.push_with_skus(key_of(facts.customer), at, facts.net_minor, facts.skus),
+        };
+        if let Err(error) = pushed {
             self.error = Some(error);
         }
         match self.currencies.iter_mut().find(|(c, _)| *c == facts.currency) {
