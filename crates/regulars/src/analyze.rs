@@ -245,8 +245,11 @@ impl Loaded {
             }
             builders.push(sink.builder);
         }
-        let builder = TransactionLogBuilder::join(options, builders)?;
-        let log = builder.build();
+        // Several parts: built straight from them, without a joined copy.
+        let log = match builders.len() {
+            1 => builders.pop().expect("one builder").build(),
+            _ => TransactionLogBuilder::build_parts(options, builders)?,
+        };
         Ok((log, currencies))
     }
 }
