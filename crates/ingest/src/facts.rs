@@ -811,6 +811,8 @@ struct Current {
 /// The SKUs of a part, numbered from 0 in order of first appearance, found by their text.
 #[derive(Default)]
 struct SkuTable {
+    /// The last number found for a SKU of up to 16 bytes, plus one, by the low bits of its hash (0: none).
+    recent: Vec<u32>,
     names: Vec<String>,
     /// The numbers, by hash of the text.
     table: hashbrown::HashTable<u32>,
@@ -822,12 +824,19 @@ impl SkuTable {
     /// The text of up to 16 bytes as one number; `None` for longer text.
     #[inline]
     fn pack(text: &[u8]) -> Option<u128> {
-        if text.len() > 16 {
-            return None;
-        }
-        let mut word = [0u8; 16];
-        word[..text.len()].copy_from_slice(text);
-        Some(u128::from_le_bytes(word))
+        // Read in words, overlapping where the text is shorter (no copy through memory, which the
+        // processor would have to forward from bytes to words).
+        let len = text.len();
+        let word8 = |at: usize| u64::from_le_bytes(text[at..at + 8].try_into().expect("eight bytes"));
+        let word4 = |at: usize| u64::from(u32::from_le_bytes(text[at..at + 4].try_into().expect("four bytes")));
+        let (low, high) = match len {
+            17.. => return None,
+            9..=16 => (word8(0), word8(len - 8) >> ((16 - len) * 8)),
+            8 => (word8(0), 0),
+            4..=7 => (word4(0) | word4(len - 4) << ((len - 4) * 8), 0),
+            _ => (text.iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b)), 0),
+        };
+        Some(u128::from(low) | u128::from(high) << 64)
     }
 
     #[inline]
@@ -844,18 +853,32 @@ impl SkuTable {
         }
     }
 
+    const RECENT: usize = 1024;
+
     /// The number of `text`, when it is in the table.
     #[inline]
-    fn find(&self, text: &[u8]) -> Option<u32> {
+    fn find(&mut self, text: &[u8]) -> Option<u32> {
         let packed = Self::pack(text);
         let hash = Self::hash(text, packed);
         let (names, packs) = (&self.names, &self.packed);
-        let found = match packed {
-            // Zero padding: equal numbers of equal length are equal text.
-            Some(p) => self.table.find(hash, |&id| packs[id as usize] == p && names[id as usize].len() == text.len()),
-            None => self.table.find(hash, |&id| names[id as usize].as_bytes() == text),
-        };
-        found.copied()
+        // Zero padding: equal numbers of equal length are equal text.
+        let same = |id: u32, p: u128| packs[id as usize] == p && names[id as usize].len() == text.len();
+        match packed {
+            Some(p) => {
+                if self.recent.is_empty() {
+                    self.recent = vec![0; Self::RECENT];
+                }
+                let slot = (hash >> 32) as usize % Self::RECENT;
+                let recent = self.recent[slot];
+                if recent != 0 && same(recent - 1, p) {
+                    return Some(recent - 1);
+                }
+                let id = *self.table.find(hash, |&id| same(id, p))?;
+                self.recent[slot] = id + 1;
+                Some(id)
+            }
+            None => self.table.find(hash, |&id| names[id as usize].as_bytes() == text).copied(),
+        }
     }
 
     /// The number of `text`, added when new.
@@ -1349,6 +1372,34 @@ mod tests {
         assert_eq!(split("a,\"b,d", 4), Err("not records"));
         assert_eq!(split("a,\"b\"\",d", 4), Err("not records"));
         assert_eq!(split("a,b\rc,d", 4), Err("not records"));
+    }
+
+    #[test]
+    fn skus_are_numbered_by_their_text() {
+        let text = "0123456789abcdefghij";
+        for len in 0..=20 {
+            let sku = &text.as_bytes()[..len];
+            let mut word = [0u8; 16];
+            if len <= 16 {
+                word[..len].copy_from_slice(sku);
+            }
+            assert_eq!(SkuTable::pack(sku), (len <= 16).then(|| u128::from_le_bytes(word)), "{len}");
+        }
+        let mut table = SkuTable::default();
+        let skus =
+            ["TEA-CHA", "TEA-CHA\0", "A", "", "a-sku-longer-than-sixteen", "0123456789abcdef", "0123456789abcde"];
+        for (i, sku) in skus.iter().enumerate() {
+            assert_eq!(table.find(sku.as_bytes()), None);
+            assert_eq!(table.intern(sku), i as u32);
+        }
+        for _ in 0..2 {
+            for (i, sku) in skus.iter().enumerate() {
+                assert_eq!(table.find(sku.as_bytes()), Some(i as u32), "{sku}");
+                assert_eq!(table.intern(sku), i as u32);
+            }
+        }
+        assert_eq!(table.find(b"TEA-CH"), None);
+        assert_eq!(table.find(b"TEA-CHA\0\0"), None);
     }
 
     #[test]
