@@ -186,6 +186,23 @@ impl Hasher for FxHasher {
 
 pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
 
+/// Whether two byte strings are equal; those of up to 16 bytes compared in (overlapping) words, without
+/// a call to `memcmp`.
+#[inline]
+fn same_text(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let len = a.len();
+    let word8 = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("eight bytes"));
+    let word4 = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("four bytes"));
+    match len {
+        8..=16 => word8(a, 0) == word8(b, 0) && word8(a, len - 8) == word8(b, len - 8),
+        4..=7 => word4(a, 0) == word4(b, 0) && word4(a, len - 4) == word4(b, len - 4),
+        _ => a == b,
+    }
+}
+
 fn text_hash(s: &str) -> u64 {
     let mut hasher = FxHasher::default();
     hasher.write(s.as_bytes());
@@ -258,10 +275,15 @@ impl TransactionLogBuilder {
 
     /// The index of a key interned before.
     fn find(&self, key: CustomerKeyRef<'_>) -> Option<u32> {
-        if let Some(last) = self.last_key
-            && CustomerKeyRef::from(&self.keys[last as usize]) == key
-        {
-            return Some(last);
+        if let Some(last) = self.last_key {
+            let same = match (&self.keys[last as usize], key) {
+                (CustomerKey::Number(a), CustomerKeyRef::Number(b)) => *a == b,
+                (CustomerKey::Text(a), CustomerKeyRef::Text(b)) => same_text(a.as_bytes(), b.as_bytes()),
+                _ => false,
+            };
+            if same {
+                return Some(last);
+            }
         }
         match key {
             CustomerKeyRef::Number(n) => self.number_keys.get(&n).copied(),
@@ -1146,6 +1168,21 @@ mod tests {
         let mut b = TransactionLogBuilder::new(LogOptions::default());
         let err = b.push(1u64, date(2024, 1, 1), -5).unwrap_err();
         assert!(matches!(err, AnalyticsError::NegativeAmount { record: 0, amount_minor: -5 }));
+    }
+
+    #[test]
+    fn short_texts_compare_as_bytes() {
+        let text = b"0123456789abcdefghij";
+        for len in 0..=20 {
+            let a = &text[..len];
+            assert!(same_text(a, a));
+            assert!(!same_text(a, &text[..len.saturating_sub(1)]) || len == 0);
+            for at in 0..len {
+                let mut b = a.to_vec();
+                b[at] ^= 1;
+                assert!(!same_text(a, &b), "{len} {at}");
+            }
+        }
     }
 
     #[test]

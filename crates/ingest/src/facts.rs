@@ -136,6 +136,10 @@ pub struct FactsReader {
 
 /// How much of a part is read at a time.
 const CHUNK_BYTES: usize = 4 << 20;
+thread_local! {
+    /// The chunk buffer of the last part parsed on this thread.
+    static CHUNK: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
 /// The most columns the fast parser looks at.
 const MAX_COLUMNS: usize = 64;
 
@@ -365,8 +369,27 @@ impl FactsReader {
         let mut file = File::open(&self.path)?;
         file.seek(SeekFrom::Start(start))?;
         let mut file = file.take(end - start);
+        // The thread's buffer of the last part, to save zeroing a fresh one.
+        let mut buf = CHUNK.with(std::cell::Cell::take);
+        let size = CHUNK_BYTES.min((end - start) as usize + 1);
+        if buf.len() < size {
+            buf = vec![0u8; size];
+        }
+        let parsed = self.parse_chunks(&mut file, &mut buf, sink, abandon, counted);
+        CHUNK.with(|chunk| chunk.set(buf));
+        parsed
+    }
+
+    /// Parses the part in `file` in chunks read into `buf`.
+    fn parse_chunks<S: FactsSink>(
+        &self,
+        file: &mut io::Take<File>,
+        buf: &mut Vec<u8>,
+        sink: &mut S,
+        abandon: &AtomicBool,
+        counted: &AtomicU64,
+    ) -> io::Result<Parsed> {
         let bytes = self.progress.bytes_counter();
-        let mut buf = vec![0u8; CHUNK_BYTES.min((end - start) as usize + 1)];
         let mut filled = 0usize;
         let mut parser = PartParser::new(self);
         loop {
@@ -376,7 +399,7 @@ impl FactsReader {
             if filled == buf.len() {
                 buf.resize(buf.len() * 2, 0);
             }
-            let n = read_full(&mut file, &mut buf[filled..])?;
+            let n = read_full(file, &mut buf[filled..])?;
             filled += n;
             bytes.fetch_add(n as u64, Ordering::Relaxed);
             counted.fetch_add(n as u64, Ordering::Relaxed);
@@ -391,12 +414,12 @@ impl FactsReader {
             };
             let Ok(text) = std::str::from_utf8(&buf[..complete]) else {
                 // The full reader rejects the row; the lines must still be records.
-                return Ok(parser.settle(Some(&buf[..complete]), &mut file, &buf[complete..filled]));
+                return Ok(parser.settle(Some(&buf[..complete]), file, &buf[complete..filled]));
             };
             if let Err(stop) = parser.lines(text, sink) {
                 return Ok(match stop {
                     Stop::NotRecords => Parsed::NotRecords,
-                    Stop::Uncertain => parser.settle(None, &mut file, &buf[parser.stopped_at.min(complete)..filled]),
+                    Stop::Uncertain => parser.settle(None, file, &buf[parser.stopped_at.min(complete)..filled]),
                 });
             }
             buf.copy_within(complete..filled, 0);
@@ -985,7 +1008,7 @@ impl<'r> PartParser<'r> {
         if id.is_empty() {
             return Err(Stop::Uncertain);
         }
-        if !(self.current.active && self.current.id == *id) {
+        if !(self.current.active && same(self.current.id.as_bytes(), id.as_bytes())) {
             if self.current.active {
                 self.finish_order(sink)?;
             }
@@ -1048,7 +1071,7 @@ impl<'r> PartParser<'r> {
         };
         // Files list a customer's orders together, or at least often: the last customer first.
         let known = match self.last_checked {
-            Some(index) if self.last_customer == customer => Some(index),
+            Some(index) if same(self.last_customer.as_bytes(), customer.as_bytes()) => Some(index),
             _ => self.details.get(customer).copied(),
         };
         let birthday = match known {
@@ -1074,7 +1097,7 @@ impl<'r> PartParser<'r> {
                 birthday
             }
         };
-        if self.last_customer != customer {
+        if !same(self.last_customer.as_bytes(), customer.as_bytes()) {
             self.last_customer.clear();
             self.last_customer.push_str(customer);
         }
@@ -1264,6 +1287,12 @@ fn check_records(fields: &mut Fields, line: &[u8]) -> Result<(), Stop> {
         Err(Stop::NotRecords) => Err(Stop::NotRecords),
         _ => Ok(()),
     }
+}
+
+/// Whether two byte strings are equal; short ones compared in words, without a call to `memcmp`.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && if a.len() <= 16 { SkuTable::pack(a) == SkuTable::pack(b) } else { a == b }
 }
 
 fn check_locale(raw: &str) -> bool {
