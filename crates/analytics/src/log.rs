@@ -1116,7 +1116,8 @@ mod tests {
             (state >> 33) % n
         };
         let names = ["A", "B", "a-sku-longer-than-sixteen-bytes", "C"];
-        let records: Vec<(u64, u32, Option<u32>, i64, Vec<&str>)> = (0..3000)
+        type Record = (u64, u32, Option<u32>, i64, Vec<&'static str>);
+        let records: Vec<Record> = (0..3000)
             .map(|i| {
                 let customer = next(150);
                 let day = 1 + next(20) as u32;
@@ -1125,12 +1126,13 @@ mod tests {
                 (customer, day, hour, next(1000) as i64, skus)
             })
             .collect();
-        let push = |b: &mut TransactionLogBuilder, r: &(u64, u32, Option<u32>, i64, Vec<&str>)| {
+        let push = |b: &mut TransactionLogBuilder, r: &Record| {
             let at: PurchaseTime = match r.2 {
                 Some(h) => date(2024, 1, r.1).and_hms_opt(h, 0, 0).unwrap().into(),
                 None => date(2024, 1, r.1).into(),
             };
-            let key = if r.0 % 3 == 0 { CustomerKey::Number(r.0) } else { CustomerKey::Text(format!("c{}", r.0)) };
+            let key =
+                if r.0.is_multiple_of(3) { CustomerKey::Number(r.0) } else { CustomerKey::Text(format!("c{}", r.0)) };
             b.push_with_skus(CustomerKeyRef::from(&key), at, r.3, &r.4).unwrap();
         };
         for options in [LogOptions::default(), LogOptions { merge_same_day: false, ..Default::default() }] {
