@@ -1030,7 +1030,10 @@ impl<'r> PartParser<'r> {
         let currency = self.currencies.parse("currency", &f.get(line, layout.currency)).map_err(uncertain)?;
         let customer_id = f.value(line, layout.customer_id);
         let customer: Cow<'_, str> = if !customer_id.is_empty() {
-            check_bounded_text("customer_id", &customer_id, ExternalId::MAX_CHARS).map_err(uncertain)?;
+            // The customer of the order before passed the same check (as a customer id or an e-mail).
+            if !same(self.current.customer.as_bytes(), customer_id.as_bytes()) {
+                check_bounded_text("customer_id", &customer_id, ExternalId::MAX_CHARS).map_err(uncertain)?;
+            }
             customer_id
         } else {
             let email = f.value(line, layout.email);
