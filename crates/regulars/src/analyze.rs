@@ -8,8 +8,9 @@
 //!
 //! Uncompressed files in the generic format are read by [`regulars_ingest::FactsReader`]: cut into parts
 //! at order boundaries, parsed in parallel by a parser that reads only what the analysis needs (and
-//! checks what the full reader checks), each part into a log builder of its own; the builders are joined
-//! in file order, so the log is the one a sequential read gives. Parts the fast parser is not certain of
+//! checks what the full reader checks), each part into a log builder of its own; the log is built straight
+//! from the builders in file order ([`TransactionLogBuilder::build_parts`]), so it is the one a sequential
+//! read gives. Parts the fast parser is not certain of
 //! are read by the full reader; files whose lines are not records (a quoted field holding a line break)
 //! are read sequentially.
 
