@@ -186,6 +186,23 @@ impl Hasher for FxHasher {
 
 pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
 
+/// Whether two byte strings are equal; those of up to 16 bytes compared in (overlapping) words, without
+/// a call to `memcmp`.
+#[inline]
+fn same_text(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let len = a.len();
+    let word8 = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("eight bytes"));
+    let word4 = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("four bytes"));
+    match len {
+        8..=16 => word8(a, 0) == word8(b, 0) && word8(a, len - 8) == word8(b, len - 8),
+        4..=7 => word4(a, 0) == word4(b, 0) && word4(a, len - 4) == word4(b, len - 4),
+        _ => a == b,
+    }
+}
+
 fn text_hash(s: &str) -> u64 {
     let mut hasher = FxHasher::default();
     hasher.write(s.as_bytes());
@@ -258,10 +275,15 @@ impl TransactionLogBuilder {
 
     /// The index of a key interned before.
     fn find(&self, key: CustomerKeyRef<'_>) -> Option<u32> {
-        if let Some(last) = self.last_key
-            && CustomerKeyRef::from(&self.keys[last as usize]) == key
-        {
-            return Some(last);
+        if let Some(last) = self.last_key {
+            let same = match (&self.keys[last as usize], key) {
+                (CustomerKey::Number(a), CustomerKeyRef::Number(b)) => *a == b,
+                (CustomerKey::Text(a), CustomerKeyRef::Text(b)) => same_text(a.as_bytes(), b.as_bytes()),
+                _ => false,
+            };
+            if same {
+                return Some(last);
+            }
         }
         match key {
             CustomerKeyRef::Number(n) => self.number_keys.get(&n).copied(),
@@ -395,7 +417,37 @@ impl TransactionLogBuilder {
         Ok(())
     }
 
-    fn intern_sku(&mut self, sku: &str) -> u32 {
+    /// Adds one purchase whose SKUs were interned with [`TransactionLogBuilder::intern_sku`] (ids of this
+    /// builder): the same as [`TransactionLogBuilder::push_with_skus`] with their names, without looking
+    /// the names up again. An id this builder did not give is an [`AnalyticsError::InvalidInput`].
+    pub fn push_with_sku_ids<'a>(
+        &mut self,
+        customer: impl Into<CustomerKeyRef<'a>>,
+        at: impl Into<PurchaseTime>,
+        amount_minor: i64,
+        sku_ids: &[u32],
+    ) -> Result<()> {
+        if let Some(&id) = sku_ids.iter().find(|&&id| id as usize >= self.sku_names.len()) {
+            return Err(AnalyticsError::InvalidInput(format!("SKU id {id} was not given by this builder")));
+        }
+        self.push_with_skus(customer, at, amount_minor, &[] as &[&str])?;
+        if !sku_ids.is_empty() {
+            if self.sku_start.len() < self.customer.len() + 1 {
+                // The first record with SKUs: the records before it had none.
+                let record = self.customer.len() - 1;
+                self.sku_start.resize(record + 1, 0);
+                self.sku_ids.extend_from_slice(sku_ids);
+                self.sku_start.push(self.sku_ids.len() as u32);
+            } else {
+                self.sku_ids.extend_from_slice(sku_ids);
+                *self.sku_start.last_mut().expect("a record with SKUs") = self.sku_ids.len() as u32;
+            }
+        }
+        Ok(())
+    }
+
+    /// The id of a SKU in this builder (numbered in order of first appearance), interning it if new.
+    pub fn intern_sku(&mut self, sku: &str) -> u32 {
         match self.sku_lookup.get(sku) {
             Some(&id) => id,
             None => {
@@ -502,6 +554,261 @@ impl TransactionLogBuilder {
             }
         });
         Ok(joined)
+    }
+
+    /// The log of the records of `parts` in order: the same log as [`TransactionLogBuilder::join`] and
+    /// then [`TransactionLogBuilder::build`] give, without the joined copy. The records are copied once,
+    /// straight from the parts into customer order (each part dropped once copied); each customer's
+    /// records are ordered by time and merged in place.
+    pub fn build_parts(options: LogOptions, parts: Vec<TransactionLogBuilder>) -> Result<TransactionLog> {
+        let mut parts = parts;
+        // Customers and SKUs in order of first appearance; the parts' ids turned into the log's.
+        let mut keys = TransactionLogBuilder::new(options);
+        keys.text_keys.reserve(parts.iter().map(|p| p.text_keys.len()).sum(), |&(h, _)| h);
+        keys.keys.reserve(parts.iter().map(|p| p.keys.len()).sum());
+        let mut customer_maps = Vec::with_capacity(parts.len());
+        let mut sku_maps = Vec::with_capacity(parts.len());
+        for part in &mut parts {
+            let mut map = Vec::with_capacity(part.keys.len());
+            for key in std::mem::take(&mut part.keys) {
+                let index = match keys.find((&key).into()) {
+                    Some(index) => index,
+                    None => keys.insert_new(key)?,
+                };
+                map.push(index);
+            }
+            customer_maps.push(map);
+            sku_maps.push(part.sku_names.iter().map(|name| keys.intern_sku(name)).collect::<Vec<u32>>());
+        }
+        parts.par_iter_mut().zip(&customer_maps).zip(&sku_maps).for_each(|((part, customers), skus)| {
+            for c in &mut part.customer {
+                *c = customers[*c as usize];
+            }
+            for id in &mut part.sku_ids {
+                *id = skus[*id as usize];
+            }
+        });
+        drop((customer_maps, sku_maps));
+        let customers = keys.keys.len();
+        let records: usize = parts.iter().map(|p| p.customer.len()).sum();
+        let has_time = parts.iter().any(|p| p.has_time);
+        let has_skus = parts.iter().any(|p| !p.sku_start.is_empty());
+        // Where each customer's records (and their SKUs) go: a counting sort.
+        let mut start = vec![0usize; customers + 1];
+        let mut sku_start = if has_skus { vec![0usize; customers + 1] } else { Vec::new() };
+        for part in &parts {
+            for &c in &part.customer {
+                start[c as usize + 1] += 1;
+            }
+            if has_skus && !part.sku_start.is_empty() {
+                for (&c, ends) in part.customer.iter().zip(part.sku_start.windows(2)) {
+                    sku_start[c as usize + 1] += (ends[1] - ends[0]) as usize;
+                }
+            }
+        }
+        for i in 0..customers {
+            start[i + 1] += start[i];
+        }
+        for i in 0..sku_start.len().saturating_sub(1) {
+            sku_start[i + 1] += sku_start[i];
+        }
+        let skus = sku_start.last().copied().unwrap_or(0);
+        let mut day = vec![0i32; records];
+        let mut amount = vec![0i64; records];
+        let mut second = if has_time { vec![0u32; records] } else { Vec::new() };
+        let mut sku_len = if has_skus { vec![0u32; records] } else { Vec::new() };
+        let mut sku_ids = vec![0u32; skus];
+        // Each customer's records in file order.
+        let mut next = start.clone();
+        let mut next_sku = sku_start.clone();
+        for part in parts {
+            let part_skus = !part.sku_start.is_empty();
+            for (r, &c) in part.customer.iter().enumerate() {
+                let c = c as usize;
+                let slot = next[c];
+                next[c] += 1;
+                day[slot] = part.day[r];
+                amount[slot] = part.amount[r];
+                if has_time && part.has_time {
+                    second[slot] = part.second_of_day[r];
+                }
+                if part_skus {
+                    let (a, b) = (part.sku_start[r] as usize, part.sku_start[r + 1] as usize);
+                    sku_len[slot] = (b - a) as u32;
+                    let at = next_sku[c];
+                    sku_ids[at..at + (b - a)].copy_from_slice(&part.sku_ids[a..b]);
+                    next_sku[c] += b - a;
+                }
+            }
+        }
+        drop((next, next_sku));
+        // Each customer's records by (day, time of day, file order); in parallel over runs of customers.
+        {
+            struct Run<'a> {
+                starts: &'a [usize],
+                sku_starts: &'a [usize],
+                day: &'a mut [i32],
+                second: &'a mut [u32],
+                amount: &'a mut [i64],
+                sku_len: &'a mut [u32],
+                sku_ids: &'a mut [u32],
+            }
+            fn take<'a, T>(rest: &mut &'a mut [T], k: usize) -> &'a mut [T] {
+                let (head, tail) = std::mem::take(rest).split_at_mut(k);
+                *rest = tail;
+                head
+            }
+            let mut runs = Vec::new();
+            let (mut d, mut s, mut a, mut l, mut i) =
+                (&mut day[..], &mut second[..], &mut amount[..], &mut sku_len[..], &mut sku_ids[..]);
+            let mut first = 0;
+            while first < customers {
+                let mut last = first + 1;
+                while last < customers && start[last] - start[first] < 1 << 16 {
+                    last += 1;
+                }
+                let n = start[last] - start[first];
+                let k = if has_skus { sku_start[last] - sku_start[first] } else { 0 };
+                runs.push(Run {
+                    starts: &start[first..=last],
+                    sku_starts: if has_skus { &sku_start[first..=last] } else { &[] },
+                    day: take(&mut d, n),
+                    second: take(&mut s, if has_time { n } else { 0 }),
+                    amount: take(&mut a, n),
+                    sku_len: take(&mut l, if has_skus { n } else { 0 }),
+                    sku_ids: take(&mut i, k),
+                });
+                first = last;
+            }
+            runs.into_par_iter().for_each(|run| {
+                let base = run.starts[0];
+                let sku_base = run.sku_starts.first().copied().unwrap_or(0);
+                let mut order: Vec<u32> = Vec::new();
+                let mut scratch_ids: Vec<u32> = Vec::new();
+                for c in 0..run.starts.len() - 1 {
+                    let (from, to) = (run.starts[c] - base, run.starts[c + 1] - base);
+                    if to - from < 2 {
+                        continue;
+                    }
+                    let day = &run.day[from..to];
+                    let sorted = if has_time {
+                        let second = &run.second[from..to];
+                        (1..day.len()).all(|k| (day[k - 1], second[k - 1]) <= (day[k], second[k]))
+                    } else {
+                        day.is_sorted()
+                    };
+                    if sorted {
+                        continue;
+                    }
+                    // The keys are distinct (the position breaks ties), so an unstable sort gives the one order.
+                    order.clear();
+                    order.extend(0..(to - from) as u32);
+                    if has_time {
+                        let second = &run.second[from..to];
+                        order.sort_unstable_by_key(|&r| (day[r as usize], second[r as usize], r));
+                    } else {
+                        order.sort_unstable_by_key(|&r| (day[r as usize], r));
+                    }
+                    fn permute<T: Copy>(values: &mut [T], order: &[u32]) {
+                        let old = values.to_vec();
+                        for (out, &r) in values.iter_mut().zip(order) {
+                            *out = old[r as usize];
+                        }
+                    }
+                    if has_skus {
+                        let sku_from = run.sku_starts[c] - sku_base;
+                        let sku_to = run.sku_starts[c + 1] - sku_base;
+                        let lens = &run.sku_len[from..to];
+                        let mut offsets = Vec::with_capacity(lens.len());
+                        let mut at = sku_from;
+                        for &len in lens {
+                            offsets.push(at);
+                            at += len as usize;
+                        }
+                        scratch_ids.clear();
+                        for &r in &order {
+                            let a = offsets[r as usize];
+                            scratch_ids.extend_from_slice(&run.sku_ids[a..a + lens[r as usize] as usize]);
+                        }
+                        run.sku_ids[sku_from..sku_to].copy_from_slice(&scratch_ids);
+                        permute(&mut run.sku_len[from..to], &order);
+                    }
+                    permute(&mut run.day[from..to], &order);
+                    permute(&mut run.amount[from..to], &order);
+                    if has_time {
+                        permute(&mut run.second[from..to], &order);
+                    }
+                }
+            });
+        }
+        // Same-day purchases merged, in place: a transaction is written at or before its first record.
+        let mut out_customer: Vec<u32> = Vec::with_capacity(records);
+        let mut out_record_count: Vec<u32> = Vec::with_capacity(records);
+        let mut customer_start = Vec::with_capacity(customers + 1);
+        customer_start.push(0usize);
+        let (mut w, mut sku_read, mut sku_write) = (0usize, 0usize, 0usize);
+        for c in 0..customers {
+            let mut previous_day = i32::MIN;
+            for r in start[c]..start[c + 1] {
+                let today = day[r];
+                let len = if has_skus { sku_len[r] } else { 0 };
+                if options.merge_same_day && today == previous_day {
+                    amount[w - 1] += amount[r];
+                    out_record_count[w - 1] += 1;
+                    if has_skus {
+                        sku_len[w - 1] += len;
+                    }
+                } else {
+                    day[w] = today;
+                    amount[w] = amount[r];
+                    if has_time {
+                        second[w] = second[r];
+                    }
+                    if has_skus {
+                        sku_len[w] = len;
+                    }
+                    out_customer.push(c as u32);
+                    out_record_count.push(1);
+                    w += 1;
+                }
+                if len > 0 {
+                    sku_ids.copy_within(sku_read..sku_read + len as usize, sku_write);
+                    sku_read += len as usize;
+                    sku_write += len as usize;
+                }
+                previous_day = today;
+            }
+            customer_start.push(w);
+        }
+        day.truncate(w);
+        amount.truncate(w);
+        if has_time {
+            second.truncate(w);
+        }
+        let skus = has_skus.then(|| {
+            // SKU counts into offsets.
+            sku_len.truncate(w);
+            let mut total = 0u32;
+            for len in &mut sku_len {
+                let here = *len;
+                *len = total;
+                total += here;
+            }
+            sku_len.push(total);
+            SkuColumn { start: sku_len, ids: sku_ids, names: keys.sku_names }
+        });
+        Ok(TransactionLog {
+            options,
+            keys: keys.keys,
+            customer_start,
+            customer: out_customer,
+            day,
+            amount,
+            second_of_day: has_time.then_some(second),
+            records_per_transaction: out_record_count,
+            skus,
+            record_count: records,
+        })
     }
 
     /// Groups the records by customer (counting sort), orders each customer's records by time and
@@ -784,6 +1091,64 @@ mod tests {
                 });
                 let joined = TransactionLogBuilder::join(LogOptions::default(), parts.into()).unwrap();
                 assert_eq!(joined.build(), whole, "joined, cut at {i} and {j}");
+                for options in [LogOptions::default(), LogOptions { merge_same_day: false, ..Default::default() }] {
+                    let parts = [&records[..i], &records[i..j], &records[j..]].map(|part| {
+                        let mut b = TransactionLogBuilder::new(LogOptions::default());
+                        part.iter().for_each(|r| push(&mut b, r));
+                        b
+                    });
+                    let mut one = TransactionLogBuilder::new(options);
+                    records.iter().for_each(|r| push(&mut one, r));
+                    let built = TransactionLogBuilder::build_parts(options, parts.into()).unwrap();
+                    assert_eq!(built, one.build(), "built from parts, cut at {i} and {j}, {options:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn built_from_many_parts_the_log_is_that_of_one_builder() {
+        // Records in no particular order: customers interleaved, days out of order, same-day purchases,
+        // times of day and SKUs in some parts only.
+        let mut state = 7u64;
+        let mut next = |n: u64| {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % n
+        };
+        let names = ["A", "B", "a-sku-longer-than-sixteen-bytes", "C"];
+        type Record = (u64, u32, Option<u32>, i64, Vec<&'static str>);
+        let records: Vec<Record> = (0..3000)
+            .map(|i| {
+                let customer = next(150);
+                let day = 1 + next(20) as u32;
+                let hour = (i % 7 != 0).then(|| next(24) as u32);
+                let skus = (0..next(4)).map(|_| names[next(4) as usize]).collect();
+                (customer, day, hour, next(1000) as i64, skus)
+            })
+            .collect();
+        let push = |b: &mut TransactionLogBuilder, r: &Record| {
+            let at: PurchaseTime = match r.2 {
+                Some(h) => date(2024, 1, r.1).and_hms_opt(h, 0, 0).unwrap().into(),
+                None => date(2024, 1, r.1).into(),
+            };
+            let key =
+                if r.0.is_multiple_of(3) { CustomerKey::Number(r.0) } else { CustomerKey::Text(format!("c{}", r.0)) };
+            b.push_with_skus(CustomerKeyRef::from(&key), at, r.3, &r.4).unwrap();
+        };
+        for options in [LogOptions::default(), LogOptions { merge_same_day: false, ..Default::default() }] {
+            let mut one = TransactionLogBuilder::new(options);
+            records.iter().for_each(|r| push(&mut one, r));
+            let one = one.build();
+            for cut in [1, 7, 250, 1000, 2999, 3000] {
+                let parts: Vec<TransactionLogBuilder> = records
+                    .chunks(cut)
+                    .map(|chunk| {
+                        let mut b = TransactionLogBuilder::new(options);
+                        chunk.iter().for_each(|r| push(&mut b, r));
+                        b
+                    })
+                    .collect();
+                assert_eq!(TransactionLogBuilder::build_parts(options, parts).unwrap(), one, "{cut} {options:?}");
             }
         }
     }
@@ -805,6 +1170,21 @@ mod tests {
         let mut b = TransactionLogBuilder::new(LogOptions::default());
         let err = b.push(1u64, date(2024, 1, 1), -5).unwrap_err();
         assert!(matches!(err, AnalyticsError::NegativeAmount { record: 0, amount_minor: -5 }));
+    }
+
+    #[test]
+    fn short_texts_compare_as_bytes() {
+        let text = b"0123456789abcdefghij";
+        for len in 0..=20 {
+            let a = &text[..len];
+            assert!(same_text(a, a));
+            assert!(!same_text(a, &text[..len.saturating_sub(1)]) || len == 0);
+            for at in 0..len {
+                let mut b = a.to_vec();
+                b[at] ^= 1;
+                assert!(!same_text(a, &b), "{len} {at}");
+            }
+        }
     }
 
     #[test]

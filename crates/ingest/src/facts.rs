@@ -55,6 +55,10 @@ pub struct OrderFacts<'a> {
     pub net_minor: i64,
     /// The SKUs of the order's lines, in line order.
     pub skus: &'a [&'a str],
+    /// When given, a number for each of `skus`, the same for the same SKU in all the orders one sink
+    /// receives and distinct for distinct SKUs, numbered from 0 in order of first appearance: a sink may
+    /// keep what it derives from a SKU by its number instead of looking the text up.
+    pub sku_ids: Option<&'a [u32]>,
 }
 
 /// Receives the facts of orders, in file order.
@@ -97,6 +101,7 @@ pub fn facts_of(imported: &ImportedOrder, sink: &mut impl FactsSink) {
         currency: imported.order.currency,
         net_minor: net_minor(imported),
         skus: &skus,
+        sku_ids: None,
     });
 }
 
@@ -131,6 +136,10 @@ pub struct FactsReader {
 
 /// How much of a part is read at a time.
 const CHUNK_BYTES: usize = 4 << 20;
+thread_local! {
+    /// The chunk buffer of the last part parsed on this thread.
+    static CHUNK: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
 /// The most columns the fast parser looks at.
 const MAX_COLUMNS: usize = 64;
 
@@ -360,8 +369,27 @@ impl FactsReader {
         let mut file = File::open(&self.path)?;
         file.seek(SeekFrom::Start(start))?;
         let mut file = file.take(end - start);
+        // The thread's buffer of the last part, to save zeroing a fresh one.
+        let mut buf = CHUNK.with(std::cell::Cell::take);
+        let size = CHUNK_BYTES.min((end - start) as usize + 1);
+        if buf.len() < size {
+            buf = vec![0u8; size];
+        }
+        let parsed = self.parse_chunks(&mut file, &mut buf, sink, abandon, counted);
+        CHUNK.with(|chunk| chunk.set(buf));
+        parsed
+    }
+
+    /// Parses the part in `file` in chunks read into `buf`.
+    fn parse_chunks<S: FactsSink>(
+        &self,
+        file: &mut io::Take<File>,
+        buf: &mut Vec<u8>,
+        sink: &mut S,
+        abandon: &AtomicBool,
+        counted: &AtomicU64,
+    ) -> io::Result<Parsed> {
         let bytes = self.progress.bytes_counter();
-        let mut buf = vec![0u8; CHUNK_BYTES.min((end - start) as usize + 1)];
         let mut filled = 0usize;
         let mut parser = PartParser::new(self);
         loop {
@@ -371,7 +399,7 @@ impl FactsReader {
             if filled == buf.len() {
                 buf.resize(buf.len() * 2, 0);
             }
-            let n = read_full(&mut file, &mut buf[filled..])?;
+            let n = read_full(file, &mut buf[filled..])?;
             filled += n;
             bytes.fetch_add(n as u64, Ordering::Relaxed);
             counted.fetch_add(n as u64, Ordering::Relaxed);
@@ -386,12 +414,12 @@ impl FactsReader {
             };
             let Ok(text) = std::str::from_utf8(&buf[..complete]) else {
                 // The full reader rejects the row; the lines must still be records.
-                return Ok(parser.settle(Some(&buf[..complete]), &mut file, &buf[complete..filled]));
+                return Ok(parser.settle(Some(&buf[..complete]), file, &buf[complete..filled]));
             };
             if let Err(stop) = parser.lines(text, sink) {
                 return Ok(match stop {
                     Stop::NotRecords => Parsed::NotRecords,
-                    Stop::Uncertain => parser.settle(None, &mut file, &buf[parser.stopped_at.min(complete)..filled]),
+                    Stop::Uncertain => parser.settle(None, file, &buf[parser.stopped_at.min(complete)..filled]),
                 });
             }
             buf.copy_within(complete..filled, 0);
@@ -608,10 +636,10 @@ impl Layout {
 
 /// The fields of one line: byte ranges into the line (inside the quotes of a quoted field).
 struct Fields {
-    /// Comma positions of a plain line (a word's worth of room past [`MAX_COLUMNS`]).
-    commas: [u32; MAX_COLUMNS + 8],
-    start: [u32; MAX_COLUMNS],
-    end: [u32; MAX_COLUMNS],
+    /// Where each field starts and ends (a word's worth of room past [`MAX_COLUMNS`], written by
+    /// [`Fields::split_plain`] and never read).
+    start: [u32; MAX_COLUMNS + 9],
+    end: [u32; MAX_COLUMNS + 9],
     /// Bit `i`: field `i` is quoted.
     quoted: u64,
     /// Bit `i`: field `i` holds `""` (to be unescaped).
@@ -630,14 +658,7 @@ fn trim(s: &str) -> &str {
 
 impl Fields {
     fn new() -> Self {
-        Fields {
-            commas: [0; MAX_COLUMNS + 8],
-            start: [0; MAX_COLUMNS],
-            end: [0; MAX_COLUMNS],
-            quoted: 0,
-            escaped: 0,
-            count: 0,
-        }
+        Fields { start: [0; MAX_COLUMNS + 9], end: [0; MAX_COLUMNS + 9], quoted: 0, escaped: 0, count: 0 }
     }
 
     /// The value of column `col` as the `csv` crate gives it, trimmed as the readers trim it; empty when
@@ -677,18 +698,21 @@ impl Fields {
     fn split_plain(&mut self, line: &[u8], needed: usize) {
         self.escaped = 0;
         self.quoted = 0;
-        // The positions of the first `needed` commas (or all of them), eight bytes at a time: the high bit
-        // of each byte that is a comma.
+        // The first `needed` commas (or all of them), eight bytes at a time: the high bit of each byte
+        // that is a comma. Comma `n` ends field `n` and starts field `n + 1`.
         const COMMAS: u64 = u64::from_ne_bytes([b','; 8]);
         const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-        let commas = &mut self.commas;
+        let (starts, ends) = (&mut self.start, &mut self.end);
+        starts[0] = 0;
         let mut n = 0usize;
         let mut i = 0;
         while n < needed && i + 8 <= line.len() {
             let x = u64::from_le_bytes(line[i..i + 8].try_into().expect("eight bytes")) ^ COMMAS;
             let mut found = !(((x & LOW7) + LOW7) | x) & !LOW7;
             while found != 0 {
-                commas[n] = i as u32 + found.trailing_zeros() / 8;
+                let at = i as u32 + found.trailing_zeros() / 8;
+                ends[n] = at;
+                starts[n + 1] = at + 1;
                 n += 1;
                 found &= found - 1;
             }
@@ -696,20 +720,17 @@ impl Fields {
         }
         while n < needed && i < line.len() {
             if line[i] == b',' {
-                commas[n] = i as u32;
+                ends[n] = i as u32;
+                starts[n + 1] = i as u32 + 1;
                 n += 1;
             }
             i += 1;
         }
-        let count = (n + 1).min(needed);
-        let mut start = 0u32;
-        for (k, (field_start, field_end)) in self.start.iter_mut().zip(&mut self.end).take(count).enumerate() {
-            let end = if k < n { commas[k] } else { line.len() as u32 };
-            *field_start = start;
-            *field_end = end;
-            start = end + 1;
+        if n < needed {
+            // The last field ends with the line.
+            ends[n] = line.len() as u32;
         }
-        self.count = count;
+        self.count = (n + 1).min(needed);
     }
 
     /// Splits any line by the rules of the `csv` crate, checking all of it. `Err(NotRecords)` when it
@@ -806,8 +827,100 @@ struct Current {
     refunded: i64,
     /// The distinct refund times of the order (each is a refund, with an id of its own).
     refund_times: Vec<DateTime<Utc>>,
-    skus: String,
-    sku_ends: Vec<usize>,
+    /// The SKUs of the order's lines, as numbers of the part's [`SkuTable`].
+    skus: Vec<u32>,
+}
+
+/// The SKUs of a part, numbered from 0 in order of first appearance, found by their text.
+#[derive(Default)]
+struct SkuTable {
+    /// The last number found for a SKU of up to 16 bytes, plus one, by the low bits of its hash (0: none).
+    recent: Vec<u32>,
+    names: Vec<String>,
+    /// The numbers, by hash of the text.
+    table: hashbrown::HashTable<u32>,
+    /// Each SKU of at most 16 bytes as one number (its bytes, zero-padded), to compare without `memcmp`.
+    packed: Vec<u128>,
+}
+
+impl SkuTable {
+    /// The text of up to 16 bytes as one number; `None` for longer text.
+    #[inline]
+    fn pack(text: &[u8]) -> Option<u128> {
+        // Read in words, overlapping where the text is shorter (no copy through memory, which the
+        // processor would have to forward from bytes to words).
+        let len = text.len();
+        let word8 = |at: usize| u64::from_le_bytes(text[at..at + 8].try_into().expect("eight bytes"));
+        let word4 = |at: usize| u64::from(u32::from_le_bytes(text[at..at + 4].try_into().expect("four bytes")));
+        let (low, high) = match len {
+            17.. => return None,
+            9..=16 => (word8(0), word8(len - 8) >> ((16 - len) * 8)),
+            8 => (word8(0), 0),
+            4..=7 => (word4(0) | word4(len - 4) << ((len - 4) * 8), 0),
+            _ => (text.iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b)), 0),
+        };
+        Some(u128::from(low) | u128::from(high) << 64)
+    }
+
+    #[inline]
+    fn hash(text: &[u8], packed: Option<u128>) -> u64 {
+        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mix = |h: u64, n: u64| (h.rotate_left(5) ^ n).wrapping_mul(SEED);
+        match packed {
+            Some(p) => mix(mix(mix(0, p as u64), (p >> 64) as u64), text.len() as u64),
+            None => text.chunks(8).fold(mix(0, text.len() as u64), |h, chunk| {
+                let mut word = [0u8; 8];
+                word[..chunk.len()].copy_from_slice(chunk);
+                mix(h, u64::from_le_bytes(word))
+            }),
+        }
+    }
+
+    const RECENT: usize = 1024;
+
+    /// The number of `text`, when it is in the table.
+    #[inline]
+    fn find(&mut self, text: &[u8]) -> Option<u32> {
+        let packed = Self::pack(text);
+        let hash = Self::hash(text, packed);
+        let (names, packs) = (&self.names, &self.packed);
+        // Zero padding: equal numbers of equal length are equal text.
+        let same = |id: u32, p: u128| packs[id as usize] == p && names[id as usize].len() == text.len();
+        match packed {
+            Some(p) => {
+                if self.recent.is_empty() {
+                    self.recent = vec![0; Self::RECENT];
+                }
+                let slot = (hash >> 32) as usize % Self::RECENT;
+                let recent = self.recent[slot];
+                if recent != 0 && same(recent - 1, p) {
+                    return Some(recent - 1);
+                }
+                let id = *self.table.find(hash, |&id| same(id, p))?;
+                self.recent[slot] = id + 1;
+                Some(id)
+            }
+            None => self.table.find(hash, |&id| names[id as usize].as_bytes() == text).copied(),
+        }
+    }
+
+    /// The number of `text`, added when new.
+    fn intern(&mut self, text: &str) -> u32 {
+        if let Some(id) = self.find(text.as_bytes()) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        let packed = Self::pack(text.as_bytes());
+        let hash = Self::hash(text.as_bytes(), packed);
+        self.names.push(text.to_owned());
+        self.packed.push(packed.unwrap_or(0));
+        let (names, packs) = (&self.names, &self.packed);
+        self.table.insert_unique(hash, id, |&id| {
+            let name = names[id as usize].as_bytes();
+            Self::hash(name, (name.len() <= 16).then(|| packs[id as usize]))
+        });
+        id
+    }
 }
 
 /// The fast parser of one part.
@@ -816,6 +929,8 @@ struct PartParser<'r> {
     fields: Fields,
     current: Current,
     currencies: CurrencyCache,
+    /// The SKUs of the part: the numbers handed to the sink.
+    skus: SkuTable,
     /// Contact details checked, per customer: an index into `checked`.
     details: HashMap<String, usize>,
     checked: Vec<CheckedDetails>,
@@ -837,6 +952,7 @@ impl<'r> PartParser<'r> {
             fields: Fields::new(),
             current: Current::default(),
             currencies: CurrencyCache::default(),
+            skus: SkuTable::default(),
             details: HashMap::new(),
             checked: Vec::new(),
             last_customer: String::new(),
@@ -892,7 +1008,7 @@ impl<'r> PartParser<'r> {
         if id.is_empty() {
             return Err(Stop::Uncertain);
         }
-        if !(self.current.active && self.current.id == *id) {
+        if !(self.current.active && same(self.current.id.as_bytes(), id.as_bytes())) {
             if self.current.active {
                 self.finish_order(sink)?;
             }
@@ -914,7 +1030,10 @@ impl<'r> PartParser<'r> {
         let currency = self.currencies.parse("currency", &f.get(line, layout.currency)).map_err(uncertain)?;
         let customer_id = f.value(line, layout.customer_id);
         let customer: Cow<'_, str> = if !customer_id.is_empty() {
-            check_bounded_text("customer_id", &customer_id, ExternalId::MAX_CHARS).map_err(uncertain)?;
+            // The customer of the order before passed the same check (as a customer id or an e-mail).
+            if !same(self.current.customer.as_bytes(), customer_id.as_bytes()) {
+                check_bounded_text("customer_id", &customer_id, ExternalId::MAX_CHARS).map_err(uncertain)?;
+            }
             customer_id
         } else {
             let email = f.value(line, layout.email);
@@ -939,7 +1058,6 @@ impl<'r> PartParser<'r> {
         c.refunded = 0;
         c.refund_times.clear();
         c.skus.clear();
-        c.sku_ends.clear();
         Ok(())
     }
 
@@ -956,7 +1074,7 @@ impl<'r> PartParser<'r> {
         };
         // Files list a customer's orders together, or at least often: the last customer first.
         let known = match self.last_checked {
-            Some(index) if self.last_customer == customer => Some(index),
+            Some(index) if same(self.last_customer.as_bytes(), customer.as_bytes()) => Some(index),
             _ => self.details.get(customer).copied(),
         };
         let birthday = match known {
@@ -982,7 +1100,7 @@ impl<'r> PartParser<'r> {
                 birthday
             }
         };
-        if self.last_customer != customer {
+        if !same(self.last_customer.as_bytes(), customer.as_bytes()) {
             self.last_customer.clear();
             self.last_customer.push_str(customer);
         }
@@ -1034,8 +1152,15 @@ impl<'r> PartParser<'r> {
         let layout = &reader.layout;
         let f = &self.fields;
         let currency = self.current.currency.expect("set by start_order");
-        let sku = f.get(line, layout.sku);
-        let sku = check_bounded_text("sku", &sku, 64).map_err(uncertain)?;
+        let raw_sku = f.get(line, layout.sku);
+        // A SKU seen before passed the check before.
+        let sku = match self.skus.find(raw_sku.as_bytes()) {
+            Some(id) => id,
+            None => {
+                let sku = check_bounded_text("sku", &raw_sku, 64).map_err(uncertain)?;
+                self.skus.intern(sku)
+            }
+        };
         let quantity = whole(&f.get(line, layout.quantity))?;
         let quantity = Quantity::new("quantity", quantity).map_err(uncertain)?;
         let unit_price = amount(&f.get(line, layout.unit_price), currency)?;
@@ -1064,8 +1189,7 @@ impl<'r> PartParser<'r> {
         let c = &mut self.current;
         c.lines += 1;
         c.total += net;
-        c.skus.push_str(sku);
-        c.sku_ends.push(c.skus.len());
+        c.skus.push(sku);
         Ok(())
     }
 
@@ -1084,20 +1208,16 @@ impl<'r> PartParser<'r> {
                 return Err(Stop::Uncertain);
             }
         }
+        let names = &self.skus.names;
         let mut few = [""; 8];
-        let mut many = Vec::new();
-        let mut start = 0;
-        let skus: &[&str] = if c.sku_ends.len() <= few.len() {
-            for (slot, &end) in few.iter_mut().zip(&c.sku_ends) {
-                *slot = &c.skus[start..end];
-                start = end;
+        let many: Vec<&str>;
+        let skus: &[&str] = if c.skus.len() <= few.len() {
+            for (slot, &id) in few.iter_mut().zip(&c.skus) {
+                *slot = &names[id as usize];
             }
-            &few[..c.sku_ends.len()]
+            &few[..c.skus.len()]
         } else {
-            for &end in &c.sku_ends {
-                many.push(&c.skus[start..end]);
-                start = end;
-            }
+            many = c.skus.iter().map(|&id| names[id as usize].as_str()).collect();
             &many
         };
         sink.order(&OrderFacts {
@@ -1106,6 +1226,7 @@ impl<'r> PartParser<'r> {
             currency: c.currency.expect("set by start_order"),
             net_minor: (c.total - c.refunded).max(0),
             skus,
+            sku_ids: Some(&c.skus),
         });
         self.orders += 1;
         Ok(())
@@ -1169,6 +1290,12 @@ fn check_records(fields: &mut Fields, line: &[u8]) -> Result<(), Stop> {
         Err(Stop::NotRecords) => Err(Stop::NotRecords),
         _ => Ok(()),
     }
+}
+
+/// Whether two byte strings are equal; short ones compared in words, without a call to `memcmp`.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && if a.len() <= 16 { SkuTable::pack(a) == SkuTable::pack(b) } else { a == b }
 }
 
 fn check_locale(raw: &str) -> bool {
@@ -1277,6 +1404,34 @@ mod tests {
         assert_eq!(split("a,\"b,d", 4), Err("not records"));
         assert_eq!(split("a,\"b\"\",d", 4), Err("not records"));
         assert_eq!(split("a,b\rc,d", 4), Err("not records"));
+    }
+
+    #[test]
+    fn skus_are_numbered_by_their_text() {
+        let text = "0123456789abcdefghij";
+        for len in 0..=20 {
+            let sku = &text.as_bytes()[..len];
+            let mut word = [0u8; 16];
+            if len <= 16 {
+                word[..len].copy_from_slice(sku);
+            }
+            assert_eq!(SkuTable::pack(sku), (len <= 16).then(|| u128::from_le_bytes(word)), "{len}");
+        }
+        let mut table = SkuTable::default();
+        let skus =
+            ["TEA-CHA", "TEA-CHA\0", "A", "", "a-sku-longer-than-sixteen", "0123456789abcdef", "0123456789abcde"];
+        for (i, sku) in skus.iter().enumerate() {
+            assert_eq!(table.find(sku.as_bytes()), None);
+            assert_eq!(table.intern(sku), i as u32);
+        }
+        for _ in 0..2 {
+            for (i, sku) in skus.iter().enumerate() {
+                assert_eq!(table.find(sku.as_bytes()), Some(i as u32), "{sku}");
+                assert_eq!(table.intern(sku), i as u32);
+            }
+        }
+        assert_eq!(table.find(b"TEA-CH"), None);
+        assert_eq!(table.find(b"TEA-CHA\0\0"), None);
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //!
 //! Uncompressed files in the generic format are read by [`regulars_ingest::FactsReader`]: cut into parts
 //! at order boundaries, parsed in parallel by a parser that reads only what the analysis needs (and
-//! checks what the full reader checks), each part into a log builder of its own; the builders are joined
-//! in file order, so the log is the one a sequential read gives. Parts the fast parser is not certain of
+//! checks what the full reader checks), each part into a log builder of its own; the log is built straight
+//! from the builders in file order ([`TransactionLogBuilder::build_parts`]), so it is the one a sequential
+//! read gives. Parts the fast parser is not certain of
 //! are read by the full reader; files whose lines are not records (a quoted field holding a line break)
 //! are read sequentially.
 
@@ -161,11 +162,21 @@ struct LogSink {
     builder: TransactionLogBuilder,
     currencies: Vec<(Currency, u64)>,
     error: Option<AnalyticsError>,
+    /// The builder's id of each SKU number of the reader ([`OrderFacts::sku_ids`]); `u32::MAX` for none yet.
+    sku_map: Vec<u32>,
+    /// The builder's ids of the order at hand.
+    sku_ids: Vec<u32>,
 }
 
 impl LogSink {
     fn new(options: LogOptions) -> Self {
-        LogSink { builder: TransactionLogBuilder::new(options), currencies: Vec::new(), error: None }
+        LogSink {
+            builder: TransactionLogBuilder::new(options),
+            currencies: Vec::new(),
+            error: None,
+            sku_map: Vec::new(),
+            sku_ids: Vec::new(),
+        }
     }
 }
 
@@ -180,7 +191,25 @@ impl FactsSink for LogSink {
             return;
         }
         let at = PurchaseTime::from(facts.placed_at);
-        if let Err(error) = self.builder.push_with_skus(key_of(facts.customer), at, facts.net_minor, facts.skus) {
+        let pushed = match facts.sku_ids {
+            Some(numbers) if numbers.len() == facts.skus.len() => {
+                // The builder's ids by the reader's numbers: each SKU's text is looked up once.
+                self.sku_ids.clear();
+                for (&number, &sku) in numbers.iter().zip(facts.skus) {
+                    let number = number as usize;
+                    if number >= self.sku_map.len() {
+                        self.sku_map.resize(number + 1, u32::MAX);
+                    }
+                    if self.sku_map[number] == u32::MAX {
+                        self.sku_map[number] = self.builder.intern_sku(sku);
+                    }
+                    self.sku_ids.push(self.sku_map[number]);
+                }
+                self.builder.push_with_sku_ids(key_of(facts.customer), at, facts.net_minor, &self.sku_ids)
+            }
+            _ => self.builder.push_with_skus(key_of(facts.customer), at, facts.net_minor, facts.skus),
+        };
+        if let Err(error) = pushed {
             self.error = Some(error);
         }
         match self.currencies.iter_mut().find(|(c, _)| *c == facts.currency) {
@@ -217,8 +246,11 @@ impl Loaded {
             }
             builders.push(sink.builder);
         }
-        let builder = TransactionLogBuilder::join(options, builders)?;
-        let log = builder.build();
+        // Several parts: built straight from them, without a joined copy.
+        let log = match builders.len() {
+            1 => builders.pop().expect("one builder").build(),
+            _ => TransactionLogBuilder::build_parts(options, builders)?,
+        };
         Ok((log, currencies))
     }
 }

@@ -80,6 +80,15 @@ fn rough_csv(customers: u64, rejects: bool) -> Vec<u8> {
         if c.is_multiple_of(11) {
             f[2] = f[2].to_uppercase();
         }
+        // SKUs padded, long (more than 16 bytes), not ASCII, and quoted with escaped quotes.
+        match pick(&format!("{order}/{row}/sku"), 5) % 13 {
+            0 => f[12] = format!(" {} ", f[12]),
+            1 => f[12] = format!("{}-with-a-long-suffix", f[12]),
+            2 => f[12] = format!("{}-é", f[12]),
+            3 => f[12] = format!("{}, \"x\"", f[12]),
+            4 if o.is_multiple_of(2) => f[12] = format!("{}\t", f[12]),
+            _ => {}
+        }
         // Escaped quotes, line ends kept for later.
         if o.is_multiple_of(7) {
             f[13] = format!("{} \"special\"", f[13]);
