@@ -291,15 +291,24 @@ impl SqliteConn {
 
     /// Copies the WAL into the database file, syncing both (`PRAGMA wal_checkpoint(FULL)`), so that
     /// every commit so far is on disk whatever `synchronous` was when it committed.
+    /// A checkpoint running on another connection (the background one) makes this one wait for it, for up
+    /// to ten seconds.
     pub(crate) fn checkpoint(&mut self) -> Result<()> {
-        let (busy, wal_frames, copied): (i64, i64, i64) =
-            self.conn.query_row("PRAGMA wal_checkpoint(FULL)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        if busy != 0 || copied < wal_frames {
-            return Err(StoreError::Corrupt(format!(
-                "the checkpoint copied {copied} of {wal_frames} WAL frames: another connection held them"
-            )));
+        let mut attempts = 0;
+        loop {
+            let (busy, wal_frames, copied): (i64, i64, i64) =
+                self.conn.query_row("PRAGMA wal_checkpoint(FULL)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            if busy == 0 && copied >= wal_frames {
+                return Ok(());
+            }
+            attempts += 1;
+            if attempts == 200 {
+                return Err(StoreError::Corrupt(format!(
+                    "the checkpoint copied {copied} of {wal_frames} WAL frames: another connection held them"
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        Ok(())
     }
 
     /// Runs `query`, handing each result row to `row` (if given, until it returns false); returns

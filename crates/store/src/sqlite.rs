@@ -9,6 +9,9 @@
 //! (`synchronous=FULL`). Statements run on the writer thread itself: a job costs one hand-off to the
 //! thread and one back, however many statements it runs.
 //!
+//! A second thread copies committed pages from the WAL into the database file (a passive checkpoint)
+//! after commits, so the writer never stalls for it.
+//!
 //! Reads borrow one of a few read-only connections and run on the calling task; a SQLite read of
 //! one request's data takes microseconds, less than handing it to another thread would.
 
@@ -26,6 +29,8 @@ use crate::{Result, StoreError};
 
 const MAX_BATCH: usize = 512;
 const READERS: usize = 4;
+/// The least time between two background checkpoints.
+const CHECKPOINT_PAUSE: Duration = Duration::from_millis(100);
 
 type Deliver = Box<dyn FnOnce(Result<()>) + Send>;
 
@@ -82,17 +87,43 @@ fn open_writer(path: &str) -> Result<rusqlite::Connection> {
     // WAL with a full sync at every commit: an acknowledged write survives a power cut. Savepoint
     // journals stay in memory; a larger page cache keeps index updates of big files cheap.
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = -262144; PRAGMA wal_autocheckpoint = 10000;")?;
+    // Checkpoints run on a thread of their own (`run_checkpointer`); the writer checkpoints itself only
+    // if the WAL grows past 40,000 pages (160 MB) all the same.
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = -262144; PRAGMA wal_autocheckpoint = 40000;")?;
     Ok(conn)
+}
+
+/// Copies committed pages from the WAL into the database file (a passive checkpoint) after the writer
+/// has committed, at most once per [`CHECKPOINT_PAUSE`], on a connection of its own. A passive
+/// checkpoint waits for no one: the writer keeps committing meanwhile, where a checkpoint on the writer
+/// thread stalled every write behind it for tens of milliseconds. A checkpoint that copies only part of
+/// the WAL is simply continued at the next nudge.
+fn run_checkpointer(conn: rusqlite::Connection, nudges: std::sync::mpsc::Receiver<()>) {
+    while nudges.recv().is_ok() {
+        // Best effort: what this checkpoint does not copy, the next one (or the writer's own) does.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        std::thread::sleep(CHECKPOINT_PAUSE);
+    }
 }
 
 impl SqliteStore {
     pub(crate) async fn open(path: &str, batch_sizes: Histogram) -> Result<Self> {
         let writer = SqliteConn::new(open_writer(path)?);
+        let checkpoints = open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        checkpoints.execute_batch("PRAGMA synchronous = FULL;")?;
+        let (nudge, nudges) = std::sync::mpsc::sync_channel::<()>(1);
+        let checkpointer = std::thread::Builder::new()
+            .name("regulars-sqlite-checkpoints".into())
+            .spawn(move || run_checkpointer(checkpoints, nudges))
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the SQLite checkpoint thread: {e}")))?;
         let (tx, rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
         let handle = std::thread::Builder::new()
             .name("regulars-sqlite-writer".into())
-            .spawn(move || run_writer(writer, rx, batch_sizes))
+            .spawn(move || {
+                run_writer(writer, rx, batch_sizes, &nudge);
+                drop(nudge);
+                let _ = checkpointer.join();
+            })
             .map_err(|e| StoreError::Corrupt(format!("cannot start the SQLite writer thread: {e}")))?;
         Ok(SqliteStore {
             jobs: Mutex::new(Some(tx)),
@@ -167,7 +198,12 @@ impl SqliteStore {
     }
 }
 
-fn run_writer(mut conn: SqliteConn, mut jobs: mpsc::Receiver<Job>, batch_sizes: Histogram) {
+fn run_writer(
+    mut conn: SqliteConn,
+    mut jobs: mpsc::Receiver<Job>,
+    batch_sizes: Histogram,
+    checkpoint: &std::sync::mpsc::SyncSender<()>,
+) {
     let mut batch: Vec<Run> = Vec::with_capacity(MAX_BATCH);
     let mut deliveries: Vec<Deliver> = Vec::with_capacity(MAX_BATCH);
     // A job taken while gathering a batch that may not join it runs next.
@@ -211,6 +247,8 @@ fn run_writer(mut conn: SqliteConn, mut jobs: mpsc::Receiver<Job>, batch_sizes: 
             }
         };
         batch_sizes.observe(deliveries.len() as f64);
+        // Full means a checkpoint is already asked for.
+        let _ = checkpoint.try_send(());
         for deliver in deliveries.drain(..) {
             deliver(match &outcome {
                 Ok(()) => Ok(()),
