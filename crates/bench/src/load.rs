@@ -113,39 +113,25 @@ async fn main() -> Result<()> {
                     break;
                 }
                 let customer = (w * 7919 + i * 104_729) % customers;
-                if redeem {
-                    let sent = Instant::now();
-                    let ok = match client
+                let (request, expected) = if redeem {
+                    let request = client
                         .post(format!("{base}/api/v1/customers/{}/wallet/redeem", ids[customer]))
-                        .bearer_auth(&key)
                         .header("idempotency-key", format!("load-{run_id}-{w}-{i}"))
-                        .json(&json!({"points": 1, "reason": "benchmark"}))
-                        .send()
-                        .await
-                    {
-                        Ok(r) => r.status().as_u16() == 200 && r.bytes().await.is_ok(),
-                        Err(_) => false,
-                    };
-                    if sent >= measure_from {
-                        if ok {
-                            latencies_us.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                        } else {
-                            failures += 1;
-                        }
-                    }
-                    i += 1;
-                    continue;
-                }
-                let body = json!({
-                    "external_id": format!("load-{run_id}-{w}-{i}"),
-                    "customer_external_id": format!("load-{run_id}-{customer}"),
-                    "placed_at": "2026-11-20T09:30:00Z",
-                    "currency": "EUR",
-                    "lines": [{"sku": "LATTE", "quantity": 2, "unit_price_minor": 350}, {"sku": "BUN", "quantity": 1, "unit_price_minor": 280}],
-                });
+                        .json(&json!({"points": 1, "reason": "benchmark"}));
+                    (request, 200)
+                } else {
+                    let body = json!({
+                        "external_id": format!("load-{run_id}-{w}-{i}"),
+                        "customer_external_id": format!("load-{run_id}-{customer}"),
+                        "placed_at": "2026-11-20T09:30:00Z",
+                        "currency": "EUR",
+                        "lines": [{"sku": "LATTE", "quantity": 2, "unit_price_minor": 350}, {"sku": "BUN", "quantity": 1, "unit_price_minor": 280}],
+                    });
+                    (client.post(format!("{base}/api/v1/orders")).json(&body), 201)
+                };
                 let sent = Instant::now();
-                let ok = match client.post(format!("{base}/api/v1/orders")).bearer_auth(&key).json(&body).send().await {
-                    Ok(r) => r.status().as_u16() == 201 && r.bytes().await.is_ok(),
+                let ok = match request.bearer_auth(&key).send().await {
+                    Ok(r) => r.status().as_u16() == expected && r.bytes().await.is_ok(),
                     Err(_) => false,
                 };
                 if sent >= measure_from {

@@ -219,6 +219,27 @@ pub struct OrderLineIn {
     pub discount_minor: i64,
 }
 
+/// An order's lines, each error named by its line (`lines[1].quantity`).
+fn order_lines(lines: Vec<OrderLineIn>) -> Result<Vec<OrderLine>, FieldError> {
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let parsed = (|| {
+                let name = opt(l.name.as_deref(), |v| bounded_text("name", v, 200))?;
+                OrderLine::new(
+                    Sku::parse("sku", &l.sku)?,
+                    name,
+                    Quantity::new("quantity", l.quantity)?,
+                    l.unit_price_minor,
+                    l.discount_minor,
+                )
+            })();
+            parsed.map_err(|e| e.within(&format!("lines[{i}].")))
+        })
+        .collect()
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderIn {
@@ -242,21 +263,7 @@ impl OrderIn {
                 return Err(FieldError::new("customer_id", "customer_id or customer_external_id is required"));
             }
         };
-        let mut lines = Vec::with_capacity(self.lines.len());
-        for (i, l) in self.lines.into_iter().enumerate() {
-            let prefix = format!("lines[{i}].");
-            let parsed = (|| {
-                let name = opt(l.name.as_deref(), |v| bounded_text("name", v, 200))?;
-                OrderLine::new(
-                    Sku::parse("sku", &l.sku)?,
-                    name,
-                    Quantity::new("quantity", l.quantity)?,
-                    l.unit_price_minor,
-                    l.discount_minor,
-                )
-            })();
-            lines.push(parsed.map_err(|e| e.within(&prefix))?);
-        }
+        let lines = order_lines(self.lines)?;
         OrderDraft::new(
             opt(self.external_id.as_deref(), |v| ExternalId::parse("external_id", v))?,
             customer,
@@ -483,20 +490,7 @@ impl DryRunIn {
         if self.lines.is_empty() {
             return Err(FieldError::new("lines", "an order has at least one line"));
         }
-        let mut lines = Vec::with_capacity(self.lines.len());
-        for (i, l) in self.lines.into_iter().enumerate() {
-            let parsed = (|| {
-                let name = opt(l.name.as_deref(), |v| bounded_text("name", v, 200))?;
-                OrderLine::new(
-                    Sku::parse("sku", &l.sku)?,
-                    name,
-                    Quantity::new("quantity", l.quantity)?,
-                    l.unit_price_minor,
-                    l.discount_minor,
-                )
-            })();
-            lines.push(parsed.map_err(|e| e.within(&format!("lines[{i}].")))?);
-        }
+        let lines = order_lines(self.lines)?;
         Ok((customer, currency, lines))
     }
 }
