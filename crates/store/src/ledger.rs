@@ -1217,11 +1217,10 @@ macro_rules! define_ledger_ops {
         /// (`RequestId::for_order`). Returns what it earned.
         pub(crate) async fn earn_for_order(
             c: &mut $Conn,
-            cache: &ProgramCache,
+            program: &Program,
             order: &Order,
             now: DateTime<Utc>,
         ) -> Result<Option<LedgerReceipt>> {
-            let Some(program) = current_program(c, cache).await? else { return Ok(None) };
             if program.tiers.is_some() {
                 // Lock the wallet before reading its tier (PostgreSQL): a concurrent order's upgrade is then
                 // committed and seen, so this order earns at the tier its predecessor left.
@@ -1439,7 +1438,7 @@ macro_rules! define_ledger_ops {
         /// Takes back the points of a new refund, in its transaction (`RequestId::for_refund`).
         pub(crate) async fn clawback_for_refund(
             c: &mut $Conn,
-            cache: &ProgramCache,
+            program: Option<&Program>,
             order: &Order,
             refund: RefundId,
             refunded_total_minor: i64,
@@ -1452,9 +1451,8 @@ macro_rules! define_ledger_ops {
                         .bind(order.id.key()),
                 )
                 .await?;
-            let program = current_program(c, cache).await?;
             let done = if earned.unwrap_or(0) > 0 {
-                let shortfall = program.as_ref().map_or_else(Default::default, |p| p.shortfall);
+                let shortfall = program.map_or_else(Default::default, |p| p.shortfall);
                 let command = loyalty::Command::Clawback(loyalty::Clawback {
                     order: OrderRef::new(order.id, order.external_id.as_ref()),
                     refund,
@@ -1472,7 +1470,7 @@ macro_rules! define_ledger_ops {
             };
             // A refund lowers the measure: a grace period may start now rather than at the job's next run.
             if let Some(program) = program.filter(|p| p.tiers.is_some()) {
-                super::tiers::evaluate_with(c, &program, order.customer_id, now).await?;
+                super::tiers::evaluate_with(c, program, order.customer_id, now).await?;
             }
             Ok(done)
         }

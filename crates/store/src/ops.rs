@@ -482,8 +482,11 @@ macro_rules! define_ops {
                 total_minor: d.total_minor(),
                 refunded_minor: 0,
             };
-            ledger::earn_for_order(c, programs, &order, now).await?;
-            rewards::punch_for_order(c, programs, &order, now).await?;
+            // The program is read once for the order's points and its stamps.
+            if let Some(program) = ledger::current_program(c, programs).await? {
+                ledger::earn_for_order(c, &program, &order, now).await?;
+                rewards::punch_for_order(c, &program, &order, now).await?;
+            }
             Ok((order, true))
         }
 
@@ -579,8 +582,13 @@ macro_rules! define_ops {
             };
             apply_refund_lines(c, d.order_id.key(), refund_key, &lines).await?;
             let refund_id = RefundId::from_key(refund_key);
-            ledger::clawback_for_refund(c, programs, &order, refund_id, order.refunded_minor + amount, now).await?;
-            rewards::unstamp_for_refund(c, programs, &order, &refunded, &lines, now).await?;
+            // An order that earned is clawed back even if no program is defined now.
+            let program = ledger::current_program(c, programs).await?;
+            ledger::clawback_for_refund(c, program.as_deref(), &order, refund_id, order.refunded_minor + amount, now)
+                .await?;
+            if let Some(program) = &program {
+                rewards::unstamp_for_refund(c, program, &order, &refunded, &lines, now).await?;
+            }
             let refund = Refund {
                 id: RefundId::from_key(refund_key),
                 external_id: d.external_id.clone(),

@@ -141,7 +141,6 @@ macro_rules! define_rewards_ops {
         use regulars_core::{CustomerId, Order, OrderId, RefundLine, Sku};
 
         use crate::db::{Db, Query, Row};
-        use crate::ledger::ProgramCache;
         use crate::ops::{corrupt, from_micros, micros, stored};
         use crate::rewards::*;
         use crate::{Result, StoreError};
@@ -472,11 +471,10 @@ macro_rules! define_rewards_ops {
         /// single-use code for every card it completes. Returns the codes issued.
         pub(crate) async fn punch_for_order(
             c: &mut $Conn,
-            cache: &ProgramCache,
+            program: &regulars_core::loyalty::Program,
             order: &Order,
             now: DateTime<Utc>,
         ) -> Result<Vec<CouponCode>> {
-            let Some(program) = super::ledger::current_program(c, cache).await? else { return Ok(Vec::new()) };
             if program.punch_cards.is_empty() {
                 return Ok(Vec::new());
             }
@@ -544,13 +542,12 @@ macro_rules! define_rewards_ops {
         /// Removes the live stamps a new refund returns, in its transaction. `refunded_before` is per line.
         pub(crate) async fn unstamp_for_refund(
             c: &mut $Conn,
-            cache: &ProgramCache,
+            program: &regulars_core::loyalty::Program,
             order: &Order,
             refunded_before: &[u32],
             refund: &[RefundLine],
             now: DateTime<Utc>,
         ) -> Result<u32> {
-            let Some(program) = super::ledger::current_program(c, cache).await? else { return Ok(0) };
             if program.punch_cards.is_empty() {
                 return Ok(0);
             }
