@@ -231,6 +231,10 @@ pub(crate) trait Db: Send {
     /// agree (a wallet row and its lots and postings) while writes go on.
     const BEGIN_SNAPSHOT: &'static str;
 
+    /// What a `SELECT` of one row ends with to lock that row until the transaction ends: nothing on
+    /// SQLite, where the one writer runs one transaction at a time.
+    const LOCK_ROW: &'static str;
+
     /// Runs a statement that returns no rows; returns how many rows it changed.
     fn execute(&mut self, query: Query) -> impl Future<Output = Result<u64>> + Send;
 
@@ -396,6 +400,7 @@ fn numbered_parameters(sql: &str) -> String {
 impl Db for SqliteConn {
     // A deferred transaction in WAL mode reads one snapshot from its first statement on.
     const BEGIN_SNAPSHOT: &'static str = "BEGIN";
+    const LOCK_ROW: &'static str = "";
 
     fn execute(&mut self, query: Query) -> impl Future<Output = Result<u64>> + Send {
         let result = self.run_query(&query, None);
@@ -464,6 +469,7 @@ fn pg_value(row: &PgRow, i: usize, type_name: &str) -> Result<Value> {
 
 impl Db for PgConnection {
     const BEGIN_SNAPSHOT: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+    const LOCK_ROW: &'static str = " FOR UPDATE";
 
     async fn execute(&mut self, query: Query) -> Result<u64> {
         Ok(pg_query(&query).execute(&mut *self).await?.rows_affected())

@@ -401,6 +401,20 @@ macro_rules! define_ledger_ops {
         /// Creates the wallet if needed and locks its row for this transaction (PostgreSQL; on SQLite the
         /// writer runs one job at a time). `None` when the customer does not exist.
         pub(crate) async fn lock_wallet(c: &mut $Conn, customer: CustomerId) -> Result<Option<WalletRow>> {
+            // An existing wallet is read (and locked) without writing it: on SQLite an upsert that changes
+            // nothing still rewrites the row and copies its page into the savepoint journal.
+            let existing = c
+                .fetch_optional(
+                    Query::new(format!(
+                        "SELECT {WALLET_COLUMNS} FROM loyalty_wallets WHERE customer_id = $1{}",
+                        <$Conn as Db>::LOCK_ROW
+                    ))
+                    .bind(customer.key()),
+                )
+                .await?;
+            if let Some(row) = existing {
+                return wallet_row(&row).map(Some);
+            }
             let row = c
                 .fetch_optional(
                     Query::new(format!(

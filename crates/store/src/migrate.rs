@@ -11,6 +11,7 @@ pub(crate) const SQLITE: &[(u32, &str)] = &[
     (3, include_str!("../migrations/sqlite/0003_loyalty.sql")),
     (4, include_str!("../migrations/sqlite/0004_tiers.sql")),
     (5, include_str!("../migrations/sqlite/0005_rewards.sql")),
+    (6, include_str!("../migrations/sqlite/0006_earning_locality.sql")),
 ];
 pub(crate) const POSTGRES: &[(u32, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -18,6 +19,7 @@ pub(crate) const POSTGRES: &[(u32, &str)] = &[
     (3, include_str!("../migrations/postgres/0003_loyalty.sql")),
     (4, include_str!("../migrations/postgres/0004_tiers.sql")),
     (5, include_str!("../migrations/postgres/0005_rewards.sql")),
+    (6, include_str!("../migrations/postgres/0006_earning_locality.sql")),
 ];
 
 const CREATE_TABLE: &str =

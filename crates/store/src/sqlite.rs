@@ -29,8 +29,9 @@ use crate::{Result, StoreError};
 
 const MAX_BATCH: usize = 512;
 const READERS: usize = 4;
-/// The least time between two background checkpoints.
-const CHECKPOINT_PAUSE: Duration = Duration::from_millis(100);
+/// The least time between two background checkpoints. Short, so that each checkpoint's sync of the
+/// database file is small: a long one held the disk while the writer's WAL syncs waited (ARCHITECTURE.md).
+const CHECKPOINT_PAUSE: Duration = Duration::from_millis(10);
 
 type Deliver = Box<dyn FnOnce(Result<()>) + Send>;
 
