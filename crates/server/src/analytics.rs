@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use regulars_core::CustomerId;
 use regulars_store::{CustomerFigures, Snapshot};
 use serde_json::{Value, json};
 
@@ -126,7 +125,7 @@ pub async fn at_risk(
 }
 
 pub async fn predictions(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let id: CustomerId = id.parse().map_err(|()| ApiError::not_found(format!("customer {id:?}")))?;
+    let id = crate::handlers::customer_id(&id)?;
     if state.store.customer(id).await?.is_none() {
         return Err(ApiError::not_found(format!("customer {id}")));
     }

@@ -139,6 +139,13 @@ impl From<FieldError> for ApiError {
     }
 }
 
+/// A refusal of the ledger or the rewards (`insufficient_points`, `coupon_exhausted`, ...): a 409 with its code.
+impl From<regulars_core::loyalty::Refusal> for ApiError {
+    fn from(refusal: regulars_core::loyalty::Refusal) -> Self {
+        ApiError::new(ErrorCode::Refused(refusal.code()), refusal.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -150,7 +157,7 @@ impl From<StoreError> for ApiError {
                 ApiError::field(ErrorCode::NotFound, field, e.to_string())
             }
             StoreError::Invalid(f) => f.into(),
-            StoreError::Refused(refusal) => ApiError::new(ErrorCode::Refused(refusal.code()), refusal.to_string()),
+            StoreError::Refused(refusal) => refusal.into(),
             StoreError::AlreadyExists { ref field, .. } => {
                 let field = field.clone();
                 ApiError::field(ErrorCode::AlreadyExists, field, e.to_string())

@@ -57,7 +57,7 @@ fn paginate<T>(mut items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) 
     (items, next)
 }
 
-fn customer_id(raw: &str) -> ApiResult<CustomerId> {
+pub(crate) fn customer_id(raw: &str) -> ApiResult<CustomerId> {
     raw.parse().map_err(|()| ApiError::not_found(format!("customer {raw:?}")))
 }
 

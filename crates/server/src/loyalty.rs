@@ -20,13 +20,10 @@ use sha2::{Digest, Sha256};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::handlers::customer_id;
 use crate::idempotency::{self, json_response};
 use crate::json::ApiJson;
 use crate::wire;
-
-pub(crate) fn customer_id(raw: &str) -> ApiResult<CustomerId> {
-    raw.parse().map_err(|()| ApiError::not_found(format!("customer {raw:?}")))
-}
 
 /// The ledger request id of an API call: `api:<key id>:<Idempotency-Key>`, or a random one.
 pub(crate) fn request_id(caller: &Caller, headers: &HeaderMap) -> RequestId {
@@ -208,7 +205,7 @@ pub async fn dry_run(State(state): State<AppState>, body: ApiJson<wire::DryRunIn
 
 // ----- coupons -----
 
-fn coupon_code(raw: &str) -> ApiResult<regulars_core::loyalty::coupons::CouponCode> {
+pub(crate) fn coupon_code(raw: &str) -> ApiResult<regulars_core::loyalty::coupons::CouponCode> {
     regulars_core::loyalty::coupons::CouponCode::parse("code", raw)
         .map_err(|_| ApiError::not_found(format!("coupon {raw:?}")))
 }

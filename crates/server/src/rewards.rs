@@ -9,27 +9,20 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use hmac::{Hmac, Mac};
 use regulars_core::loyalty::Refusal;
-use regulars_core::loyalty::coupons::CouponCode;
 use regulars_core::{CouponHoldId, CustomerId, RewardId, SaleId};
 use sha2::Sha256;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::handlers::customer_id;
 use crate::idempotency::{self, json_response};
 use crate::json::ApiJson;
+use crate::loyalty::coupon_code;
 use crate::wire;
 
 fn reward_id(raw: &str) -> ApiResult<i64> {
     raw.parse::<RewardId>().map(RewardId::key).map_err(|()| ApiError::not_found(format!("reward {raw:?}")))
-}
-
-fn coupon_code(raw: &str) -> ApiResult<CouponCode> {
-    CouponCode::parse("code", raw).map_err(|_| ApiError::not_found(format!("coupon {raw:?}")))
-}
-
-fn refused(r: Refusal) -> ApiError {
-    ApiError::new(ErrorCode::Refused(r.code()), r.to_string())
 }
 
 // ----- rewards -----
@@ -77,7 +70,7 @@ pub async fn redeem_reward(
 // ----- punch cards -----
 
 pub async fn punch_cards(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let customer: CustomerId = id.parse().map_err(|()| ApiError::not_found(format!("customer {id:?}")))?;
+    let customer = customer_id(&id)?;
     let cards = state
         .store
         .punch_cards(customer, (state.clock)())
@@ -214,7 +207,7 @@ pub async fn issue_access_token(
         return Err(ApiError::field(ErrorCode::NotFound, "customer_id", format!("customer {customer} does not exist")));
     }
     if now >= sale.ends_at {
-        return Err(refused(Refusal::SaleNotOpen));
+        return Err(ApiError::from(Refusal::SaleNotOpen));
     }
     let secret = state.store.ensure_secret(ACCESS_SECRET, now).await?;
     let payload = format!("{}.{customer}", SaleId::from_key(sale.id));
@@ -249,14 +242,14 @@ pub async fn check_access(
     let sale = sale_of(&state, id).await?;
     let secret = state.store.secret(ACCESS_SECRET).await?;
     let Some((token_sale, customer)) = secret.as_deref().and_then(|s| verify(s, token)) else {
-        return Err(refused(Refusal::AccessTokenInvalid));
+        return Err(ApiError::from(Refusal::AccessTokenInvalid));
     };
     if token_sale != id {
-        return Err(refused(Refusal::AccessTokenInvalid));
+        return Err(ApiError::from(Refusal::AccessTokenInvalid));
     }
     let now = (state.clock)();
     if now < sale.early_access_from || now >= sale.ends_at {
-        return Err(refused(Refusal::SaleNotOpen));
+        return Err(ApiError::from(Refusal::SaleNotOpen));
     }
     Ok(json_response(StatusCode::OK, wire::access(&sale, customer, now).to_string()))
 }

@@ -26,9 +26,10 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::handlers::customer_id;
 use crate::idempotency::{self, json_response};
 use crate::json::ApiJson;
-use crate::loyalty::{customer_id, request_id};
+use crate::loyalty::request_id;
 use crate::wire::{self, time};
 
 /// The kinds of loyalty events there are.

@@ -12,7 +12,7 @@ use regulars_core::{
     RefundLine, Sku,
 };
 use regulars_store::{LedgerReceipt, Store, StoreError};
-use regulars_testkit::TestDb;
+use regulars_testkit::{TestDb, tally};
 
 fn at(hours: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap() + Duration::hours(hours)
@@ -197,15 +197,8 @@ async fn concurrent_redemptions_never_overdraw(db: &TestDb) {
             })
         })
         .collect();
-    let (mut accepted, mut insufficient) = (0, 0);
-    for t in tasks {
-        match t.await.unwrap() {
-            Ok(_) => accepted += 1,
-            Err(StoreError::Refused(Refusal::InsufficientPoints { .. })) => insufficient += 1,
-            Err(e) => panic!("unexpected: {e}"),
-        }
-    }
-    assert_eq!((accepted, insufficient), (10, 54));
+    let (accepted, insufficient) = tally(tasks, |r| matches!(r, Refusal::InsufficientPoints { .. })).await;
+    assert_eq!((accepted.len(), insufficient), (10, 54));
     let wallet = s.wallet(c, at(1)).await.unwrap().unwrap();
     assert_eq!((wallet.balances.available, wallet.lots.len()), (p(0), 0));
     assert_verified(s).await;
@@ -368,15 +361,8 @@ async fn coupons_hold_their_limits_under_concurrency(db: &TestDb) {
             tokio::spawn(async move { s.redeem_coupon(code, c, at(1), None).await })
         })
         .collect();
-    let (mut ok, mut exhausted) = (0, 0);
-    for t in tasks {
-        match t.await.unwrap() {
-            Ok(_) => ok += 1,
-            Err(StoreError::Refused(Refusal::CouponExhausted)) => exhausted += 1,
-            Err(e) => panic!("unexpected: {e}"),
-        }
-    }
-    assert_eq!((ok, exhausted), (5, 45));
+    let (ok, exhausted) = tally(tasks, |r| *r == Refusal::CouponExhausted).await;
+    assert_eq!((ok.len(), exhausted), (5, 45));
     let state = s.coupon(&five, None).await.unwrap().unwrap();
     assert_eq!((state.uses, state.refusal(at(1))), (5, Some(Refusal::CouponExhausted)));
 

@@ -12,7 +12,7 @@ use regulars_core::{
 use regulars_store::{
     CouponBatchDraft, CouponOffer, CustomerFigures, RewardDelivery, Sale, SaleGrant, Store, StoreError,
 };
-use regulars_testkit::TestDb;
+use regulars_testkit::{TestDb, tally};
 
 fn at(hours: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap() + Duration::hours(hours)
@@ -89,14 +89,8 @@ async fn twenty_concurrent_redemptions_of_a_reward_with_stock_three_give_three(d
             })
         })
         .collect();
-    let (mut codes, mut out_of_stock) = (Vec::new(), 0);
-    for t in tasks {
-        match t.await.unwrap() {
-            Ok(r) => codes.push(r.code.expect("a code")),
-            Err(StoreError::Refused(Refusal::RewardOutOfStock)) => out_of_stock += 1,
-            Err(e) => panic!("unexpected: {e}"),
-        }
-    }
+    let (redeemed, out_of_stock) = tally(tasks, |r| *r == Refusal::RewardOutOfStock).await;
+    let codes: Vec<_> = redeemed.into_iter().map(|r| r.code.expect("a code")).collect();
     assert_eq!((codes.len(), out_of_stock), (3, 17));
     let mut spent = 0;
     for &c in &customers {
@@ -145,15 +139,8 @@ async fn rewards_keep_the_per_customer_limit_and_refuse_without_writing(db: &Tes
             })
         })
         .collect();
-    let (mut ok, mut limited) = (0, 0);
-    for t in tasks {
-        match t.await.unwrap() {
-            Ok(_) => ok += 1,
-            Err(StoreError::Refused(Refusal::RewardLimitPerCustomer)) => limited += 1,
-            Err(e) => panic!("unexpected: {e}"),
-        }
-    }
-    assert_eq!((ok, limited), (2, 8));
+    let (ok, limited) = tally(tasks, |r| *r == Refusal::RewardLimitPerCustomer).await;
+    assert_eq!((ok.len(), limited), (2, 8));
     assert_eq!(available(s, rich).await, 780);
 
     let poor = customer(s, "poor").await;

@@ -242,3 +242,20 @@ macro_rules! on_both_servers {
         }
     };
 }
+
+/// Awaits concurrent store writes and sorts their results: what succeeded, and how many were refused with a
+/// refusal `expected` accepts. Anything else (another refusal, an error, a panic) fails the test.
+pub async fn tally<T>(
+    tasks: Vec<tokio::task::JoinHandle<Result<T, regulars_store::StoreError>>>,
+    expected: impl Fn(&regulars_core::loyalty::Refusal) -> bool,
+) -> (Vec<T>, usize) {
+    let (mut done, mut refused) = (Vec::new(), 0);
+    for task in tasks {
+        match task.await.expect("the write's task panicked") {
+            Ok(value) => done.push(value),
+            Err(regulars_store::StoreError::Refused(r)) if expected(&r) => refused += 1,
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    (done, refused)
+}
