@@ -339,39 +339,66 @@ pub fn ln_hyp2f1_many(a: f64, b: f64, c: f64, zs: &[f64]) -> Option<Result<Vec<f
 }
 
 /// [`series`] without the gradient for several z at once (the same operations for each z).
+///
+/// The z still summing are kept packed at the front of the working arrays, largest first. Each round
+/// adds a term to all of them in a loop without branches that also counts those that converged. A
+/// series of a smaller z converges no later (its terms fall faster), so those are the last ones and
+/// are let go from the end; anything else (a rescaled sum, or rounding that breaks the order) takes a
+/// pass through all of them.
 fn series_many(a: f64, b: f64, c: f64, zs: &[f64]) -> Result<Vec<f64>> {
     const MAX_TERMS: usize = 5_000_000;
     const RESCALE: f64 = 1e200;
-    let k = zs.len();
-    let mut term = vec![1.0f64; k];
-    let mut sum = vec![1.0f64; k];
-    let mut log_scale = vec![0.0f64; k];
-    let mut done = vec![false; k];
-    let mut left = k;
+    let mut out = vec![0.0f64; zs.len()];
+    // The series still summing: z, its index in `zs`, last term, sum so far, and log of the scale.
+    let mut index: Vec<usize> = (0..zs.len()).collect();
+    index.sort_unstable_by(|&i, &j| zs[j].total_cmp(&zs[i]));
+    let mut z: Vec<f64> = index.iter().map(|&i| zs[i]).collect();
+    let mut term = vec![1.0f64; zs.len()];
+    let mut sum = vec![1.0f64; zs.len()];
+    let mut log_scale = vec![0.0f64; zs.len()];
+    let mut left = zs.len();
     let mut n = 0usize;
     while left > 0 {
         let nf = n as f64;
         let part = (a + nf) * (b + nf) / ((c + nf) * (nf + 1.0));
         let next_part = (a + nf + 1.0) * (b + nf + 1.0) / ((c + nf + 1.0) * (nf + 2.0));
         n += 1;
-        for j in 0..k {
-            if done[j] {
-                continue;
+        let (z, term, sum) = (&mut z[..left], &mut term[..left], &mut sum[..left]);
+        let mut done = 0usize;
+        let mut big = false;
+        for ((t, s), &zj) in term.iter_mut().zip(sum.iter_mut()).zip(z.iter()) {
+            *t *= part * zj;
+            *s += *t;
+            done += usize::from(converged(*t, *s, (next_part * zj).max(zj)));
+            big |= *s > RESCALE;
+        }
+        // The converged at the end.
+        while done > 0 && converged(term[left - 1], sum[left - 1], (next_part * z[left - 1]).max(z[left - 1])) {
+            left -= 1;
+            done -= 1;
+            out[index[left]] = sum[left].ln() + log_scale[left];
+        }
+        if done > 0 || big {
+            let mut kept = 0;
+            for j in 0..left {
+                let (zj, mut t, mut s, mut scale) = (z[j], term[j], sum[j], log_scale[j]);
+                if converged(t, s, (next_part * zj).max(zj)) {
+                    out[index[j]] = s.ln() + scale;
+                    continue;
+                }
+                if s > RESCALE {
+                    t /= RESCALE;
+                    s /= RESCALE;
+                    scale += RESCALE.ln();
+                }
+                z[kept] = zj;
+                index[kept] = index[j];
+                term[kept] = t;
+                sum[kept] = s;
+                log_scale[kept] = scale;
+                kept += 1;
             }
-            let z = zs[j];
-            term[j] *= part * z;
-            sum[j] += term[j];
-            let bound = (next_part * z).max(z);
-            if bound < 1.0 && term[j] * bound / (1.0 - bound) <= 1e-17 * sum[j] {
-                done[j] = true;
-                left -= 1;
-                continue;
-            }
-            if sum[j] > RESCALE {
-                term[j] /= RESCALE;
-                sum[j] /= RESCALE;
-                log_scale[j] += RESCALE.ln();
-            }
+            left = kept;
         }
         if left > 0 && n > MAX_TERMS {
             return Err(AnalyticsError::Numerical {
@@ -380,7 +407,15 @@ fn series_many(a: f64, b: f64, c: f64, zs: &[f64]) -> Result<Vec<f64>> {
             });
         }
     }
-    Ok(sum.iter().zip(&log_scale).map(|(s, l)| s.ln() + l).collect())
+    Ok(out)
+}
+
+/// Whether a series of positive terms has converged: `bound` (below 1) bounds the ratio of every later
+/// term to the one before, so the rest sums to at most `term · bound / (1 − bound)`, here at most
+/// 1e-17 of the sum (compared without dividing).
+#[inline]
+fn converged(term: f64, sum: f64, bound: f64) -> bool {
+    bound < 1.0 && term * bound <= 1e-17 * sum * (1.0 - bound)
 }
 
 fn series<const GRADIENT: bool>(a: f64, b: f64, c: f64, z: f64) -> Result<(f64, [f64; 4])> {
@@ -408,8 +443,7 @@ fn series<const GRADIENT: bool>(a: f64, b: f64, c: f64, z: f64) -> Result<(f64, 
         }
         n += 1;
         let next = (a + nf + 1.0) * (b + nf + 1.0) / ((c + nf + 1.0) * (nf + 2.0)) * z;
-        let bound = next.max(z);
-        if bound < 1.0 && term * bound / (1.0 - bound) <= 1e-17 * sum {
+        if converged(term, sum, next.max(z)) {
             break;
         }
         if sum > RESCALE {
@@ -720,6 +754,15 @@ mod tests {
             }
         }
         assert!(ln_hyp2f1_many(1.0, 1.0, 2.0, &[0.99]).is_none(), "Euler's integral above 0.98");
+        // Many z in no order, some twice: each series leaves the batch when it converges, wherever it is.
+        let scrambled: Vec<f64> = (0..200).map(|i| ((i * 37 % 200) as f64 + 0.5) / 205.0).chain([0.3, 0.3]).collect();
+        for (a, b, c) in [(20.24, 22.5, 42.1), (0.8, 1.3, 0.9), (300.2, 301.5, 300.9)] {
+            let many = ln_hyp2f1_many(a, b, c, &scrambled).unwrap().unwrap();
+            for (z, value) in scrambled.iter().zip(many) {
+                let (one, _) = ln_abs_hyp2f1_with_sign(a, b, c, *z).unwrap();
+                assert_eq!(value.to_bits(), one.to_bits(), "a={a} b={b} c={c} z={z}");
+            }
+        }
         for (a, b, c) in
             [(0.5, 1.5, 2.5), (1.5, 2.0, 2.5), (3.2, 2.9, 3.0), (300.2, 301.5, 300.9), (1.2, 0.4, 5.5), (7.5, 8.1, 6.0)]
         {
