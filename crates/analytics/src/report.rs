@@ -24,11 +24,11 @@ use crate::checking::{
 };
 use crate::churn::{ChurnData, ChurnModel, fit_churn_model};
 use crate::cohorts::{CohortRow, cohort_table};
-use crate::error::{AnalyticsError, Result};
+use crate::error::Result;
 use crate::log::{CustomerKey, TimeUnit, TransactionLog, date_of_day_number, day_number};
 use crate::metrics::{PeriodMetrics, ShopMetrics, SimpleClvOptions, period_metrics, shop_metrics};
 use crate::models::{
-    BgNbd, BgNbdParams, BtydData, ClvInputs, FitDiagnostics, GammaGamma, GammaGammaParams, MbgNbd, ParetoNbd,
+    BgNbd, BgNbdParams, BtydData, ClvInputs, FitDiagnostics, Fitted, GammaGamma, GammaGammaParams, MbgNbd, ParetoNbd,
     ParetoNbdParams, PurchaseModel, customer_lifetime_values, expected_purchases_bulk, periods_per_month,
     purchase_probabilities_bulk,
 };
@@ -328,84 +328,67 @@ struct Fits {
     report: ModelsReport,
 }
 
-/// Fits the selected models; failures are recorded in `report.errors`.
+/// Fits the selected models, the purchase models and the spend model at once; failures are recorded
+/// in `report.errors`.
 fn fit_models(summaries: &CustomerSummaries, selection: ModelSelection) -> Fits {
-    let mut fits = Fits { bg: None, mbg: None, pareto: None, gamma_gamma: None, report: ModelsReport::default() };
-    fits.report.fitted_customers = summaries.len() as u64;
-    fits.report.fitted_through = Some(summaries.observation_end);
-    let data = match BtydData::from_summaries(summaries) {
-        Ok(d) => Some(d),
+    let ((data, (bg, (mbg, pareto))), gamma_gamma) = rayon::join(
+        || match BtydData::from_summaries(summaries) {
+            Ok(data) => (
+                Ok(()),
+                rayon::join(
+                    || selection.bg_nbd.then(|| BgNbd::fit(&data)),
+                    || {
+                        rayon::join(
+                            || selection.mbg_nbd.then(|| MbgNbd::fit(&data)),
+                            || selection.pareto_nbd.then(|| ParetoNbd::fit(&data)),
+                        )
+                    },
+                ),
+            ),
+            Err(e) => (Err(e), (None, (None, None))),
+        },
+        || selection.gamma_gamma.then(|| GammaGamma::fit(&summaries.frequency, &summaries.monetary_value)),
+    );
+    let mut report = ModelsReport {
+        fitted_customers: summaries.len() as u64,
+        fitted_through: Some(summaries.observation_end),
+        ..ModelsReport::default()
+    };
+    if let Err(e) = data {
+        report.errors.insert("data".into(), e.to_string());
+    }
+    let errors = &mut report.errors;
+    Fits {
+        bg: take_fit(bg, "bg_nbd", |f| f.model.params, &mut report.bg_nbd, errors),
+        mbg: take_fit(mbg, "mbg_nbd", |f| f.model.params, &mut report.mbg_nbd, errors),
+        pareto: take_fit(pareto, "pareto_nbd", |f| f.model.params, &mut report.pareto_nbd, errors),
+        gamma_gamma: take_fit(gamma_gamma, "gamma_gamma", |f| f.model.params, &mut report.gamma_gamma, errors),
+        report,
+    }
+}
+
+/// The model of a selected fit, with its report put in `slot`; or its error recorded under `name`.
+fn take_fit<M, P>(
+    fit: Option<Result<Fitted<M>>>,
+    name: &str,
+    params: impl Fn(&Fitted<M>) -> P,
+    slot: &mut Option<ModelReport<P>>,
+    errors: &mut BTreeMap<String, String>,
+) -> Option<M> {
+    match fit? {
+        Ok(f) => {
+            *slot = Some(ModelReport {
+                params: params(&f),
+                log_likelihood: f.diagnostics.log_likelihood,
+                diagnostics: f.diagnostics,
+            });
+            Some(f.model)
+        }
         Err(e) => {
-            fits.report.errors.insert("data".into(), e.to_string());
+            errors.insert(name.to_string(), e.to_string());
             None
         }
-    };
-    let mut errors = BTreeMap::new();
-    let mut record = |name: &str, e: AnalyticsError| {
-        errors.insert(name.to_string(), e.to_string());
-    };
-    if let Some(data) = &data {
-        let (bg, (mbg, pareto)) = rayon::join(
-            || selection.bg_nbd.then(|| BgNbd::fit(data)),
-            || {
-                rayon::join(
-                    || selection.mbg_nbd.then(|| MbgNbd::fit(data)),
-                    || selection.pareto_nbd.then(|| ParetoNbd::fit(data)),
-                )
-            },
-        );
-        match bg {
-            Some(Ok(f)) => {
-                fits.report.bg_nbd = Some(ModelReport {
-                    params: f.model.params,
-                    log_likelihood: f.diagnostics.log_likelihood,
-                    diagnostics: f.diagnostics,
-                });
-                fits.bg = Some(f.model);
-            }
-            Some(Err(e)) => record("bg_nbd", e),
-            None => {}
-        }
-        match mbg {
-            Some(Ok(f)) => {
-                fits.report.mbg_nbd = Some(ModelReport {
-                    params: f.model.params,
-                    log_likelihood: f.diagnostics.log_likelihood,
-                    diagnostics: f.diagnostics,
-                });
-                fits.mbg = Some(f.model);
-            }
-            Some(Err(e)) => record("mbg_nbd", e),
-            None => {}
-        }
-        match pareto {
-            Some(Ok(f)) => {
-                fits.report.pareto_nbd = Some(ModelReport {
-                    params: f.model.params,
-                    log_likelihood: f.diagnostics.log_likelihood,
-                    diagnostics: f.diagnostics,
-                });
-                fits.pareto = Some(f.model);
-            }
-            Some(Err(e)) => record("pareto_nbd", e),
-            None => {}
-        }
     }
-    if selection.gamma_gamma {
-        match GammaGamma::fit(&summaries.frequency, &summaries.monetary_value) {
-            Ok(f) => {
-                fits.report.gamma_gamma = Some(ModelReport {
-                    params: f.model.params,
-                    log_likelihood: f.diagnostics.log_likelihood,
-                    diagnostics: f.diagnostics,
-                });
-                fits.gamma_gamma = Some(f.model);
-            }
-            Err(e) => record("gamma_gamma", e),
-        }
-    }
-    fits.report.errors.extend(errors);
-    fits
 }
 
 fn clv_histogram(values: &[f64]) -> Vec<HistogramBin> {
@@ -441,8 +424,8 @@ pub fn analyze(log: &TransactionLog, options: &AnalyzeOptions, as_of: NaiveDate)
     };
     let fit_summaries = split.as_ref().map(|s| &s.calibration).unwrap_or(&summaries);
 
-    // Models, and in parallel the model-free figures.
-    let (fits, (metrics, (cohorts, rfm_table))) = rayon::join(
+    // Models, and in parallel the model-free figures and the per-customer table's first columns.
+    let (fits, (metrics, (cohorts, (rfm_table, mut table)))) = rayon::join(
         || fit_models(fit_summaries, options.models),
         || {
             rayon::join(
@@ -454,7 +437,12 @@ pub fn analyze(log: &TransactionLog, options: &AnalyzeOptions, as_of: NaiveDate)
                 || {
                     rayon::join(
                         || cohort_table(log, options.cohort_period, as_of),
-                        || rfm(&summaries, &options.segment_map),
+                        || {
+                            rayon::join(
+                                || rfm(&summaries, &options.segment_map),
+                                || customer_table(log, &summaries, as_of),
+                            )
+                        },
                     )
                 },
             )
@@ -480,30 +468,10 @@ pub fn analyze(log: &TransactionLog, options: &AnalyzeOptions, as_of: NaiveDate)
         .or(fits.mbg.as_ref().map(|m| m as &dyn PurchaseModel));
 
     let n = summaries.len();
-    let mut table = CustomerTable {
-        key: summaries.customer.iter().map(|&c| log.customer_key(c).clone()).collect(),
-        frequency: summaries.frequency.clone(),
-        recency: summaries.recency.clone(),
-        age: summaries.age.clone(),
-        monetary_value: summaries.monetary_value.clone(),
-        total_spend: summaries.total_spend.clone(),
-        first_purchase: summaries.first_day.iter().map(|&d| date_of_day_number(d)).collect(),
-        last_purchase: summaries.last_day.iter().map(|&d| date_of_day_number(d)).collect(),
-        probability_alive: vec![None; n],
-        expected_purchases: vec![None; n],
-        purchase_probabilities: vec![None; n],
-        expected_value: vec![None; n],
-        clv: vec![None; n],
-        recency_score: rfm_table.recency_score,
-        frequency_score: rfm_table.frequency_score,
-        monetary_score: rfm_table.monetary_score,
-        segment: rfm_table.segment,
-        ..Default::default()
-    };
-    let gaps = gap_figures_of(log, &summaries.customer, as_of);
-    table.median_gap_days = gaps.median_gap_days;
-    table.p90_gap_days = gaps.p90_gap_days;
-    table.overdue = gaps.overdue;
+    table.recency_score = rfm_table.recency_score;
+    table.frequency_score = rfm_table.frequency_score;
+    table.monetary_score = rfm_table.monetary_score;
+    table.segment = rfm_table.segment;
 
     let horizon = options.horizon_months as f64 * periods_per_month(unit);
     let purchase_counts = purchase_model.and_then(|model| {
@@ -644,6 +612,32 @@ pub fn analyze(log: &TransactionLog, options: &AnalyzeOptions, as_of: NaiveDate)
     })
 }
 
+/// The per-customer table with what needs neither a model nor the RFM scores: the summaries, first and
+/// last purchase, and the gaps between visits; the other columns empty.
+fn customer_table(log: &TransactionLog, summaries: &CustomerSummaries, as_of: NaiveDate) -> CustomerTable {
+    let n = summaries.len();
+    let gaps = gap_figures_of(log, &summaries.customer, as_of);
+    CustomerTable {
+        key: summaries.customer.par_iter().map(|&c| log.customer_key(c).clone()).collect(),
+        frequency: summaries.frequency.clone(),
+        recency: summaries.recency.clone(),
+        age: summaries.age.clone(),
+        monetary_value: summaries.monetary_value.clone(),
+        total_spend: summaries.total_spend.clone(),
+        first_purchase: summaries.first_day.par_iter().map(|&d| date_of_day_number(d)).collect(),
+        last_purchase: summaries.last_day.par_iter().map(|&d| date_of_day_number(d)).collect(),
+        probability_alive: vec![None; n],
+        expected_purchases: vec![None; n],
+        purchase_probabilities: vec![None; n],
+        expected_value: vec![None; n],
+        clv: vec![None; n],
+        median_gap_days: gaps.median_gap_days,
+        p90_gap_days: gaps.p90_gap_days,
+        overdue: gaps.overdue,
+        ..Default::default()
+    }
+}
+
 fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
 }
@@ -761,6 +755,7 @@ clv_minor,r,f,m,segment,median_gap_days,p90_gap_days,overdue"
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::AnalyticsError;
 
     /// A model whose P(alive) works and whose expectations fail, as a model near a singular point can.
     struct NoHorizon;

@@ -22,9 +22,11 @@ pub struct GammaGamma {
 }
 
 /// Customers' (x, m) rows with what the likelihood needs precomputed: distinct frequencies with their
-/// counts and Σ ln m per frequency, and the (x, m) rows.
+/// counts and Σ ln m per frequency, and the distinct (x, m) rows with how many customers have each
+/// (shops sell at a few prices, so many customers share one; the likelihood's only per-row term is
+/// evaluated once per distinct row).
 struct SpendRows {
-    rows: Vec<(f64, f64)>,
+    rows: Vec<(f64, f64, f64)>,
     by_frequency: Vec<(f64, f64, f64)>,
 }
 
@@ -36,8 +38,17 @@ impl SpendRows {
             entry.0 += 1.0;
             entry.1 += m.ln();
         }
+        let mut sorted = rows.to_vec();
+        sorted.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let mut distinct: Vec<(f64, f64, f64)> = Vec::new();
+        for (x, m) in sorted {
+            match distinct.last_mut() {
+                Some(last) if last.0 == x && last.1 == m => last.2 += 1.0,
+                _ => distinct.push((x, m, 1.0)),
+            }
+        }
         SpendRows {
-            rows: rows.to_vec(),
+            rows: distinct,
             by_frequency: by_frequency.into_iter().map(|(x, (n, sum_ln_m))| (x as f64, n, sum_ln_m)).collect(),
         }
     }
@@ -55,8 +66,8 @@ fn total_log_likelihood<T: Real>(data: &SpendRows, params: [T; 3]) -> Result<T> 
         by_frequency = by_frequency + per_customer * n + (px - 1.0) * sum_ln_m;
     }
     let by_row = super::data::deterministic_sum(data.rows.len(), |i| {
-        let (x, m) = data.rows[i];
-        Ok(-((p * x + q) * (v + x * m).ln()))
+        let (x, m, n) = data.rows[i];
+        Ok(-((p * x + q) * (v + x * m).ln()) * n)
     })?;
     let total = by_frequency + by_row;
     if total.value().is_finite() {
