@@ -170,6 +170,7 @@ impl GammaGamma {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::special::ln_gamma;
 
     #[test]
     fn q_at_most_one_is_a_diagnostic_not_a_negative_value() {
@@ -196,6 +197,32 @@ mod tests {
         assert_eq!(fit.diagnostics.customers, repeaters.len() - 3);
         assert_eq!(fit.diagnostics.excluded_customers, 3);
         assert!(fit.diagnostics.log_likelihood.is_finite());
+    }
+
+    #[test]
+    fn customers_sharing_a_row_count_as_many() {
+        // Few prices, many customers: the likelihood summed over distinct (x, m) rows with their counts
+        // is the sum over customers of Fader, Hardie and Lee's per-customer log-likelihood.
+        let (p, q, v) = (6.25, 3.74, 15.44);
+        let prices = [3.9, 7.8, 12.5, 3.9, 3.9, 7.8];
+        let frequency: Vec<u32> = (0..600).map(|i| 1 + (i % 7) as u32 % 3).collect();
+        let monetary: Vec<f64> = (0..600).map(|i| if i % 50 == 0 { 0.0 } else { prices[i % prices.len()] }).collect();
+        let by_customer: f64 = frequency
+            .iter()
+            .zip(&monetary)
+            .filter(|(_, m)| **m > 0.0)
+            .map(|(&x, &m)| {
+                let x = x as f64;
+                ln_gamma(p * x + q) - ln_gamma(p * x) - ln_gamma(q)
+                    + q * v.ln()
+                    + (p * x - 1.0) * m.ln()
+                    + p * x * x.ln()
+                    - (p * x + q) * (x * m + v).ln()
+            })
+            .sum();
+        let model = GammaGamma::new(GammaGammaParams { p, q, v }).unwrap();
+        let total = model.log_likelihood(&frequency, &monetary).unwrap();
+        assert!((total - by_customer).abs() <= 1e-9 * by_customer.abs(), "{total} against {by_customer}");
     }
 
     #[test]
