@@ -1,9 +1,11 @@
 //! Order facts: what an analysis needs of an order (who bought, when, in which currency, for how much net of
-//! refunds, which SKUs), and a fast parallel reader of them for large generic CSV files.
+//! refunds, which SKUs), and a fast parallel reader of them for large generic CSV files and CDNOW-format
+//! purchase logs.
 //!
 //! [`facts_of`] takes the facts from an [`ImportedOrder`] of any reader. [`FactsReader`] reads an
 //! uncompressed file in the [generic format](crate::generic) about four times faster than [`OrderReader`]
-//! on one thread, and in parallel: it cuts the file into parts at order boundaries, parses the parts on the
+//! on one thread (and a CDNOW log, `customer date cds value`, as well), and in
+//! parallel: it cuts the file into parts at order boundaries, parses the parts on the
 //! rayon pool in chunks of 4 MiB, and builds nothing but the facts.
 //!
 //! **The same facts as the full reader, always.** The dedicated parser takes an order only when it is
@@ -120,12 +122,13 @@ pub struct FactsRead<S> {
     pub parts_read_in_full: usize,
 }
 
-/// Reads the facts of a large uncompressed generic CSV file in parallel; see the [module documentation](self).
+/// Reads the facts of a large uncompressed generic CSV file or CDNOW log in parallel; see the [module documentation](self).
 pub struct FactsReader {
     path: PathBuf,
     size: u64,
+    /// The header line (empty when a CDNOW file has none).
     header: Vec<u8>,
-    layout: Layout,
+    kind: Kind,
     options: ReadOptions,
     dates: TimestampParser,
     detected: Detected,
@@ -144,13 +147,22 @@ thread_local! {
 const MAX_COLUMNS: usize = 64;
 
 impl FactsReader {
-    /// Opens `path` for fast reading when it qualifies: uncompressed, in the generic format (given or
-    /// detected as an [`OrderReader`] would), comma-separated, with a first line that is the header, free
-    /// of quotes. `Ok(None)` when it does not: read it with an [`OrderReader`], which also reports what
+    /// The columns of a generic file.
+    fn layout(&self) -> &Layout {
+        match &self.kind {
+            Kind::Generic(layout) => layout,
+            Kind::Cdnow => unreachable!("only generic lines are split into columns"),
+        }
+    }
+
+    /// Opens `path` for fast reading when it qualifies: uncompressed, and either in the generic format
+    /// (given or detected as an [`OrderReader`] would), comma-separated, with a first line that is the
+    /// header, free of quotes; or in the CDNOW format (given or detected), its first line a header or a
+    /// purchase as the full reader decides. `Ok(None)` when it does not: read it with an [`OrderReader`], which also reports what
     /// is wrong with a file it cannot read.
     pub fn open(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Option<Self>, IngestError> {
         let path = path.as_ref();
-        if !matches!(options.format, Format::Auto | Format::Generic) {
+        if !matches!(options.format, Format::Auto | Format::Generic | Format::Cdnow) {
             return Ok(None);
         }
         let mut file = File::open(path).map_err(|source| IngestError::Open { path: path.to_owned(), source })?;
@@ -161,29 +173,42 @@ impl FactsReader {
             return Ok(None);
         }
         let Some(header_end) = memchr::memchr(b'\n', &head) else { return Ok(None) };
-        let header = head[..=header_end].to_vec();
-        if header.contains(&b'"') || memchr::memchr(b'\r', &header).is_some_and(|at| at + 2 != header.len()) {
-            return Ok(None);
-        }
+        let first_line = head[..=header_end].to_vec();
         // The format, delimiter and date order exactly as a sequential read settles them.
         let Ok(sniffer) = OrderReader::from_reader(io::Cursor::new(head), options) else { return Ok(None) };
         let detected = sniffer.detected().clone();
-        if detected.format != Format::Generic || detected.delimiter != Delimiter::Comma {
-            return Ok(None);
-        }
-        let Some(names) = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(header.as_slice())
-            .records()
-            .next()
-            .and_then(Result::ok)
-        else {
-            return Ok(None);
+        let (kind, header) = match (&detected.format, detected.delimiter) {
+            (Format::Generic, Delimiter::Comma) => {
+                let header = first_line;
+                if header.contains(&b'"') || memchr::memchr(b'\r', &header).is_some_and(|at| at + 2 != header.len()) {
+                    return Ok(None);
+                }
+                let Some(names) = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .flexible(true)
+                    .from_reader(header.as_slice())
+                    .records()
+                    .next()
+                    .and_then(Result::ok)
+                else {
+                    return Ok(None);
+                };
+                let Some(layout) = Layout::new(&Header::new(&names)) else { return Ok(None) };
+                (Kind::Generic(layout), header)
+            }
+            (Format::Cdnow, Delimiter::Whitespace) => {
+                // The full reader skips a first line that does not start with a digit: the header.
+                let Ok(text) = std::str::from_utf8(&first_line) else { return Ok(None) };
+                match text.trim().as_bytes().first() {
+                    None => return Ok(None),
+                    Some(b) if b.is_ascii_digit() => (Kind::Cdnow, Vec::new()),
+                    Some(_) => (Kind::Cdnow, first_line),
+                }
+            }
+            _ => return Ok(None),
         };
-        let Some(layout) = Layout::new(&Header::new(&names)) else { return Ok(None) };
         let options = ReadOptions {
-            format: Format::Generic,
+            format: detected.format.clone(),
             slash_date_order: Some(detected.slash_date_order),
             ..options.clone()
         };
@@ -195,7 +220,7 @@ impl FactsReader {
             path: path.to_owned(),
             size,
             header,
-            layout,
+            kind,
             options,
             dates,
             detected,
@@ -253,7 +278,7 @@ impl FactsReader {
             parts: parts.len(),
             parts_read_in_full: 0,
         };
-        let mut lines_before = 1; // the header
+        let mut lines_before = u64::from(!self.header.is_empty()); // the header
         for part in parts {
             let Some(part) = part else { return Ok(None) };
             read.summary.rows += part.summary.rows;
@@ -263,8 +288,8 @@ impl FactsReader {
             read.parts_read_in_full += usize::from(part.in_full);
             for mut rejected in part.rejected {
                 if read.rejected.len() < self.keep_rejects {
-                    // The part was read with the header in front: its first line is line 2.
-                    rejected.line_number += lines_before - 1;
+                    // The part was read with a header in front: its first line is line 2.
+                    rejected.line_number = rejected.line_number - 1 + lines_before;
                     read.rejected.push(rejected);
                 }
             }
@@ -283,7 +308,11 @@ impl FactsReader {
         let mut file = File::open(&self.path)?;
         let mut target = first + self.part_bytes;
         while target < self.size {
-            match boundary_after(&mut file, target, self.layout.order_id)? {
+            let key = |line: &[u8]| match &self.kind {
+                Kind::Generic(layout) => plain_key(line, layout.order_id).map(<[u8]>::to_vec),
+                Kind::Cdnow => cdnow_key(line),
+            };
+            match boundary_after(&mut file, target, &key)? {
                 Some(cut) => {
                     cuts.push(cut);
                     target = cut + self.part_bytes;
@@ -336,8 +365,9 @@ impl FactsReader {
         let mut file = File::open(&self.path)?;
         file.seek(SeekFrom::Start(start))?;
         let lines = Arc::new(AtomicU64::new(0));
+        let header = if self.header.is_empty() { CDNOW_HEADER.to_vec() } else { self.header.clone() };
         let input = RangeReader {
-            header: self.header.clone(),
+            header,
             header_pos: 0,
             file: file.take(end - start),
             lines: Arc::clone(&lines),
@@ -500,7 +530,7 @@ impl Read for RangeReader {
 /// The first order boundary after `from`: the start of a line whose order id differs from that of the
 /// non-empty line before it, both plain enough to be sure of their ids. The line `from` falls in is
 /// skipped (it may be partial). `None` when the file ends first.
-fn boundary_after(file: &mut File, from: u64, column: usize) -> io::Result<Option<u64>> {
+fn boundary_after(file: &mut File, from: u64, key: &dyn Fn(&[u8]) -> Option<Vec<u8>>) -> io::Result<Option<u64>> {
     file.seek(SeekFrom::Start(from))?;
     let mut buf = vec![0u8; 64 << 10];
     let mut filled = 0usize;
@@ -529,17 +559,64 @@ fn boundary_after(file: &mut File, from: u64, column: usize) -> io::Result<Optio
             if line.is_empty() {
                 continue;
             }
-            let key = plain_key(line, column);
-            if let (Some(before), Some(key)) = (&previous, key)
-                && before.as_slice() != key
+            let key = key(line);
+            if let (Some(before), Some(key)) = (&previous, &key)
+                && before != key
             {
                 return Ok(Some(at));
             }
-            previous = key.map(<[u8]>::to_vec);
+            previous = key;
         }
         buf.copy_within(line_start..filled, 0);
         filled -= line_start;
         base += line_start as u64;
+    }
+}
+
+/// What the fast parser reads.
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one per reader
+enum Kind {
+    /// Generic CSV with these columns.
+    Generic(Layout),
+    /// CDNOW's whitespace-separated purchase log (as `formats::cdnow` reads it).
+    Cdnow,
+}
+
+/// Put in front of a part of a CDNOW file without a header, for an [`OrderReader`] to skip.
+const CDNOW_HEADER: &[u8] = b"customer_id date number_of_cds dollar_value\n";
+
+/// The words of a CDNOW line as the full reader splits them (the line trimmed, split at runs of ASCII
+/// whitespace), when the line holds nothing but visible ASCII, spaces, tabs, form feeds and carriage
+/// returns and at most five words; `Err` otherwise (what trimming and splitting do with other bytes is
+/// left to the full reader). The count of words and the words.
+fn cdnow_words(line: &[u8]) -> Result<(usize, [&[u8]; 5]), Stop> {
+    let mut words: [&[u8]; 5] = [&[]; 5];
+    let mut n = 0;
+    let mut i = 0;
+    while i < line.len() {
+        if matches!(line[i], b' ' | b'\t' | b'\r' | b'\x0c') {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < line.len() && (b'!'..=b'~').contains(&line[i]) {
+            i += 1;
+        }
+        if i == start || n == words.len() {
+            return Err(Stop::Uncertain);
+        }
+        words[n] = &line[start..i];
+        n += 1;
+    }
+    Ok((n, words))
+}
+
+/// The order key of a CDNOW line (customer and date), when the fast parser would take the line.
+fn cdnow_key(line: &[u8]) -> Option<Vec<u8>> {
+    match cdnow_words(line) {
+        Ok((n @ (4 | 5), words)) => Some([words[0], b"-", words[n - 3]].concat()),
+        _ => None,
     }
 }
 
@@ -823,6 +900,8 @@ struct Current {
     placed_at: NaiveDateTime,
     currency: Option<Currency>,
     lines: usize,
+    /// A CDNOW order's number of CDs.
+    quantity: i64,
     total: i64,
     refunded: i64,
     /// The distinct refund times of the order (each is a refund, with an id of its own).
@@ -929,6 +1008,8 @@ struct PartParser<'r> {
     fields: Fields,
     current: Current,
     currencies: CurrencyCache,
+    /// A CDNOW order's currency.
+    usd: Currency,
     /// The SKUs of the part: the numbers handed to the sink.
     skus: SkuTable,
     /// Contact details checked, per customer: an index into `checked`.
@@ -952,6 +1033,7 @@ impl<'r> PartParser<'r> {
             fields: Fields::new(),
             current: Current::default(),
             currencies: CurrencyCache::default(),
+            usd: Currency::parse("currency", "USD").expect("USD is a currency"),
             skus: SkuTable::default(),
             details: HashMap::new(),
             checked: Vec::new(),
@@ -967,6 +1049,9 @@ impl<'r> PartParser<'r> {
 
     /// Parses the whole lines of `text` (a chunk ending at a line break, or at the end of the part).
     fn lines<S: FactsSink>(&mut self, text: &str, sink: &mut S) -> Result<(), Stop> {
+        if let Kind::Cdnow = self.reader.kind {
+            return self.cdnow_lines(text, sink);
+        }
         let bytes = text.as_bytes();
         let special = |from: usize| memchr::memchr2(b'"', b'\r', &bytes[from..]).map_or(bytes.len(), |at| from + at);
         // The next quote or carriage return: lines before it are plain.
@@ -996,7 +1081,7 @@ impl<'r> PartParser<'r> {
         }
         let bytes = line.as_bytes();
         let reader = self.reader;
-        let layout = &reader.layout;
+        let layout = reader.layout();
         let needed = layout.needed;
         if !special || memchr::memchr2(b'"', b'\r', bytes).is_none() {
             self.fields.split_plain(bytes, needed);
@@ -1019,7 +1104,7 @@ impl<'r> PartParser<'r> {
 
     fn start_order(&mut self, line: &str, id: &str) -> Result<(), Stop> {
         let reader = self.reader;
-        let layout = &reader.layout;
+        let layout = reader.layout();
         let f = &self.fields;
         check_bounded_text("order_id", id, ExternalId::MAX_CHARS).map_err(uncertain)?;
         let placed_at = f.get(line, layout.placed_at);
@@ -1065,7 +1150,7 @@ impl<'r> PartParser<'r> {
     /// when they differ from the last ones checked for this customer; the birthday against every order.
     fn check_details(&mut self, line: &str, customer: &str, placed_on: NaiveDate) -> Result<(), Stop> {
         let reader = self.reader;
-        let layout = &reader.layout;
+        let layout = reader.layout();
         let Some((first, last)) = layout.detail_span else { return Ok(()) };
         let Some(raw) = self.fields.raw(line.as_bytes(), first, last) else {
             // A short row: no memo.
@@ -1113,7 +1198,7 @@ impl<'r> PartParser<'r> {
     /// The checks of the generic reader on the first row of an order; the birthday.
     fn check_details_in_full(&mut self, line: &str, placed_on: NaiveDate) -> Result<Option<NaiveDate>, Stop> {
         let [email, name, phone, birthday, locale, time_zone, consent, consent_at] =
-            self.reader.layout.details.map(|col| self.fields.value(line, col));
+            self.reader.layout().details.map(|col| self.fields.value(line, col));
         if !email.is_empty() {
             Email::parse("email", &email).map_err(uncertain)?;
         }
@@ -1149,7 +1234,7 @@ impl<'r> PartParser<'r> {
 
     fn add_line(&mut self, line: &str) -> Result<(), Stop> {
         let reader = self.reader;
-        let layout = &reader.layout;
+        let layout = reader.layout();
         let f = &self.fields;
         let currency = self.current.currency.expect("set by start_order");
         let raw_sku = f.get(line, layout.sku);
@@ -1195,6 +1280,9 @@ impl<'r> PartParser<'r> {
 
     /// The checks of the generic reader on a whole order; hands its facts to the sink.
     fn finish_order<S: FactsSink>(&mut self, sink: &mut S) -> Result<(), Stop> {
+        if let Kind::Cdnow = self.reader.kind {
+            return self.finish_cdnow_order(sink);
+        }
         let c = &mut self.current;
         c.active = false;
         if c.lines > OrderDraft::MAX_LINES || c.total > MAX_AMOUNT_MINOR {
@@ -1239,10 +1327,110 @@ impl<'r> PartParser<'r> {
         Ok(Parsed::Done { rows: self.rows, orders: self.orders, lines: self.lines })
     }
 
+    /// Parses the whole lines of a chunk of a CDNOW file.
+    fn cdnow_lines<S: FactsSink>(&mut self, text: &str, sink: &mut S) -> Result<(), Stop> {
+        let bytes = text.as_bytes();
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', bytes) {
+            self.stopped_at = nl + 1;
+            self.cdnow_line(&text[start..nl], sink)?;
+            self.lines += 1;
+            start = nl + 1;
+        }
+        if start < bytes.len() {
+            self.stopped_at = bytes.len();
+            self.cdnow_line(&text[start..], sink)?;
+        }
+        Ok(())
+    }
+
+    /// Reads one line of a CDNOW file, `customer_id date number_of_cds dollar_value`, with the sample id
+    /// second in the 1/10 sample: the lines of one customer and day in a row are one order, as
+    /// `formats::cdnow` reads them, with the same checks.
+    fn cdnow_line<S: FactsSink>(&mut self, line: &str, sink: &mut S) -> Result<(), Stop> {
+        let (n, words) = cdnow_words(line.as_bytes())?;
+        if n == 0 {
+            return Ok(()); // blank lines are skipped
+        }
+        if n < 4 {
+            return Err(Stop::Uncertain);
+        }
+        self.rows += 1;
+        // Visible ASCII: the words are text as they are.
+        fn word(w: &[u8]) -> Result<&str, Stop> {
+            std::str::from_utf8(w).map_err(uncertain)
+        }
+        let (customer, date, cds, value) =
+            (word(words[0])?, word(words[n - 3])?, word(words[n - 2])?, word(words[n - 1])?);
+        // The full reader's key is `customer-date`: without a `-` in the date, equal keys are equal pairs.
+        if date.contains('-') {
+            return Err(Stop::Uncertain);
+        }
+        let c = &self.current;
+        if !(c.active && same(c.customer.as_bytes(), customer.as_bytes()) && same(c.id.as_bytes(), date.as_bytes())) {
+            if c.active {
+                self.finish_cdnow_order(sink)?;
+            }
+            let placed_at = self.reader.dates.parse(date).map_err(uncertain)?.naive_utc();
+            if !same(self.current.customer.as_bytes(), customer.as_bytes()) {
+                check_bounded_text("customer_id", customer, ExternalId::MAX_CHARS).map_err(uncertain)?;
+            }
+            // The order id `cdnow-<customer>-<date>`, all visible ASCII.
+            if "cdnow-".len() + customer.len() + 1 + date.len() > ExternalId::MAX_CHARS {
+                return Err(Stop::Uncertain);
+            }
+            let c = &mut self.current;
+            c.active = true;
+            c.id.clear();
+            c.id.push_str(date);
+            c.customer.clear();
+            c.customer.push_str(customer);
+            c.placed_at = placed_at;
+            c.quantity = 0;
+            c.total = 0;
+        }
+        let usd = self.usd;
+        let cds = whole(cds)?;
+        Quantity::new("number_of_cds", cds).map_err(uncertain)?;
+        let value = amount(value, usd)?;
+        let c = &mut self.current;
+        c.quantity += cds;
+        c.total = c.total.checked_add(value).ok_or(Stop::Uncertain)?;
+        Ok(())
+    }
+
+    /// The checks of the CDNOW reader on a whole order (one line worth the day's value); hands its facts
+    /// to the sink.
+    fn finish_cdnow_order<S: FactsSink>(&mut self, sink: &mut S) -> Result<(), Stop> {
+        let c = &mut self.current;
+        c.active = false;
+        let quantity = Quantity::new("number_of_cds", c.quantity).map_err(uncertain)?;
+        if c.total > MAX_AMOUNT_MINOR {
+            return Err(Stop::Uncertain);
+        }
+        // The line of `line_with_total`: the unit price rounded up, the rest a discount.
+        let q = i64::from(quantity.get());
+        let unit = (c.total + q - 1) / q;
+        OrderLine::check_amounts(quantity, unit, unit * q - c.total).map_err(uncertain)?;
+        sink.order(&OrderFacts {
+            customer: &c.customer,
+            placed_at: c.placed_at,
+            currency: self.usd,
+            net_minor: c.total,
+            skus: &["CD"],
+            sku_ids: Some(&[0]),
+        });
+        self.orders += 1;
+        Ok(())
+    }
+
     /// After the parser stopped on something it does not decide: checks that the rest of the part is
     /// records (lines), so that an [`OrderReader`] may read the part. `invalid` is a chunk that is not
     /// UTF-8, `rest` the bytes already read after the point where parsing stopped.
     fn settle(&self, invalid: Option<&[u8]>, file: &mut io::Take<File>, rest: &[u8]) -> Parsed {
+        if let Kind::Cdnow = self.reader.kind {
+            return Parsed::Uncertain; // whitespace-separated lines are always records
+        }
         let mut fields = Fields::new();
         let mut carry: Vec<u8> = Vec::new();
         let mut check = |data: &[u8], last: bool, carry: &mut Vec<u8>| -> Result<(), Stop> {

@@ -247,3 +247,69 @@ fn a_line_break_inside_quotes_sends_the_whole_file_to_the_full_reader() {
     let (fast, _) = same_results(&file, "4000");
     assert!(!fast.summary.contains("parts in parallel"), "{}", fast.summary);
 }
+
+/// A CDNOW-format log (`customer date cds value`), roughened: padded and tab-separated words, CRLF line
+/// ends, blank lines, several lines for one customer and day, sample-style lines with a second id,
+/// customer ids holding `-`, and, with `rejects`, lines the full reader rejects (a bad date, no CDs, a
+/// negative value, a missing word, text that is not ASCII), and dates written with dashes.
+fn rough_cdnow(customers: u64, header: bool, rejects: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    if header {
+        out.extend_from_slice(b"customer_id date number_of_cds dollar_value\n");
+    }
+    let start = NaiveDate::from_ymd_opt(1997, 1, 1).unwrap();
+    for c in 0..customers {
+        let id = if c % 17 == 3 { format!("{c:05}-b") } else { format!("{c:05}") };
+        let visits = 1 + pick(&id, 1) % 9;
+        let mut day = start + Duration::days((pick(&id, 2) % 90) as i64);
+        for v in 0..visits {
+            let h = pick(&format!("{id}/{v}"), 3);
+            let date = day.format("%Y%m%d").to_string();
+            let cds = 1 + h % 4;
+            let value = format!("{}.{:02}", h % 80, h % 100);
+            let mut line = match h % 7 {
+                0 => format!("  {id}\t{date}   {cds}\t{value}  \r\n"),
+                1 => format!("{} {id} {date} {cds} {value}\n", c + 50_000),
+                2 => format!("{id} {date} {cds} {value}\n{id} {date} 1 0.99\n"),
+                _ => format!("{id} {date} {cds} {value}\n"),
+            };
+            if h.is_multiple_of(23) {
+                line.push_str(" \t \n\n");
+            }
+            if rejects {
+                match h % 211 {
+                    0 => line = format!("{id} 19970231 {cds} {value}\n"),
+                    1 => line = format!("{id} {date} 0 {value}\n"),
+                    2 => line = format!("{id} {date} {cds} -{value}\n"),
+                    3 => line = format!("{id} {date} {value}\n"),
+                    4 => line = format!("{id}é {date} {cds} {value}\n"),
+                    5 => line = format!("{id} 1997-01-{:02} {cds} {value}\n", 1 + h % 28),
+                    _ => {}
+                }
+            }
+            out.extend_from_slice(line.as_bytes());
+            day += Duration::days(1 + (h % 40) as i64);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_fast_reader_reads_cdnow_logs_as_the_full_reader_does() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, header, rejects) in [("plain", false, false), ("header", true, false), ("rejects", true, true)] {
+        let file = dir.path().join(format!("{name}.txt"));
+        std::fs::write(&file, rough_cdnow(800, header, rejects)).unwrap();
+        for part_bytes in ["700", "5000"] {
+            let fast = analyze(&file, &["--format", "cdnow", "--part-bytes", part_bytes]);
+            let full = analyze(&file, &["--format", "cdnow", "--full-reader"]);
+            assert_eq!(counts(&fast.summary), counts(&full.summary), "{name} {part_bytes}");
+            assert_eq!(fast.stderr, full.stderr, "{name} {part_bytes}: rejects differ");
+            assert!(fast.json == full.json, "{name} {part_bytes}: JSON differs");
+            assert!(fast.customers == full.customers, "{name} {part_bytes}: customers CSV differ");
+            assert!(fast.summary.contains("parts in parallel"), "{}", fast.summary);
+            assert_eq!(rejects, fast.summary.contains("by the full reader"), "{}", fast.summary);
+            assert_eq!(rejects, full.stderr.contains("rejected and left out"), "{}", full.stderr);
+        }
+    }
+}
