@@ -618,7 +618,55 @@ impl TransactionLogBuilder {
         let mut second = if has_time { vec![0u32; records] } else { Vec::new() };
         let mut sku_len = if has_skus { vec![0u32; records] } else { Vec::new() };
         let mut sku_ids = vec![0u32; skus];
-        // Each customer's records in file order.
+        fn take<'a, T>(rest: &mut &'a mut [T], k: usize) -> &'a mut [T] {
+            let (head, tail) = std::mem::take(rest).split_at_mut(k);
+            *rest = tail;
+            head
+        }
+        // Each customer's records in file order. When the customers come in order through the parts (a
+        // file sorted by customer), that is the parts' records one part after the other: each part is
+        // copied to a slice of its own, in parallel.
+        let mut last_customer = 0;
+        let in_customer_order = parts.par_iter().all(|p| p.customer.is_sorted())
+            && parts.iter().all(|p| match (p.customer.first(), p.customer.last()) {
+                (Some(&first), Some(&last)) => {
+                    let ordered = first >= last_customer;
+                    last_customer = last;
+                    ordered
+                }
+                _ => true,
+            });
+        if in_customer_order {
+            let (mut d, mut s, mut a, mut l, mut i) =
+                (&mut day[..], &mut second[..], &mut amount[..], &mut sku_len[..], &mut sku_ids[..]);
+            let mut copies = Vec::with_capacity(parts.len());
+            for part in parts {
+                let n = part.customer.len();
+                let k = part.sku_start.last().map_or(0, |&end| (end - part.sku_start[0]) as usize);
+                let slices = (
+                    take(&mut d, n),
+                    take(&mut s, if has_time { n } else { 0 }),
+                    take(&mut a, n),
+                    take(&mut l, if has_skus { n } else { 0 }),
+                    take(&mut i, k),
+                );
+                copies.push((part, slices));
+            }
+            copies.into_par_iter().for_each(|(part, (d, s, a, l, i))| {
+                d.copy_from_slice(&part.day);
+                a.copy_from_slice(&part.amount);
+                if has_time && part.has_time {
+                    s.copy_from_slice(&part.second_of_day);
+                }
+                if let Some(&end) = part.sku_start.last() {
+                    for (len, ends) in l.iter_mut().zip(part.sku_start.windows(2)) {
+                        *len = ends[1] - ends[0];
+                    }
+                    i.copy_from_slice(&part.sku_ids[part.sku_start[0] as usize..end as usize]);
+                }
+            });
+            parts = Vec::new();
+        }
         let mut next = start.clone();
         let mut next_sku = sku_start.clone();
         for part in parts {
@@ -652,11 +700,6 @@ impl TransactionLogBuilder {
                 amount: &'a mut [i64],
                 sku_len: &'a mut [u32],
                 sku_ids: &'a mut [u32],
-            }
-            fn take<'a, T>(rest: &mut &'a mut [T], k: usize) -> &'a mut [T] {
-                let (head, tail) = std::mem::take(rest).split_at_mut(k);
-                *rest = tail;
-                head
             }
             let mut runs = Vec::new();
             let (mut d, mut s, mut a, mut l, mut i) =
@@ -742,43 +785,57 @@ impl TransactionLogBuilder {
             });
         }
         // Same-day purchases merged, in place: a transaction is written at or before its first record.
+        // (Nothing moves when no customer bought twice on one day, as in a file of daily transactions.)
         let mut out_customer: Vec<u32> = Vec::with_capacity(records);
         let mut out_record_count: Vec<u32> = Vec::with_capacity(records);
         let mut customer_start = Vec::with_capacity(customers + 1);
         customer_start.push(0usize);
-        let (mut w, mut sku_read, mut sku_write) = (0usize, 0usize, 0usize);
-        for c in 0..customers {
-            let mut previous_day = i32::MIN;
-            for r in start[c]..start[c + 1] {
-                let today = day[r];
-                let len = if has_skus { sku_len[r] } else { 0 };
-                if options.merge_same_day && today == previous_day {
-                    amount[w - 1] += amount[r];
-                    out_record_count[w - 1] += 1;
-                    if has_skus {
-                        sku_len[w - 1] += len;
-                    }
-                } else {
-                    day[w] = today;
-                    amount[w] = amount[r];
-                    if has_time {
-                        second[w] = second[r];
-                    }
-                    if has_skus {
-                        sku_len[w] = len;
-                    }
-                    out_customer.push(c as u32);
-                    out_record_count.push(1);
-                    w += 1;
-                }
-                if len > 0 {
-                    sku_ids.copy_within(sku_read..sku_read + len as usize, sku_write);
-                    sku_read += len as usize;
-                    sku_write += len as usize;
-                }
-                previous_day = today;
+        let same_day =
+            |c: usize| start[c + 1] - start[c] > 1 && day[start[c]..start[c + 1]].windows(2).any(|w| w[0] == w[1]);
+        let nothing_to_merge = !options.merge_same_day || !(0..customers).into_par_iter().any(same_day);
+        let mut w = 0usize;
+        if nothing_to_merge {
+            for c in 0..customers {
+                out_customer.resize(start[c + 1], c as u32);
             }
-            customer_start.push(w);
+            out_record_count.resize(records, 1);
+            customer_start = start.clone();
+            w = records;
+        } else {
+            let (mut sku_read, mut sku_write) = (0usize, 0usize);
+            for c in 0..customers {
+                let mut previous_day = i32::MIN;
+                for r in start[c]..start[c + 1] {
+                    let today = day[r];
+                    let len = if has_skus { sku_len[r] } else { 0 };
+                    if options.merge_same_day && today == previous_day {
+                        amount[w - 1] += amount[r];
+                        out_record_count[w - 1] += 1;
+                        if has_skus {
+                            sku_len[w - 1] += len;
+                        }
+                    } else {
+                        day[w] = today;
+                        amount[w] = amount[r];
+                        if has_time {
+                            second[w] = second[r];
+                        }
+                        if has_skus {
+                            sku_len[w] = len;
+                        }
+                        out_customer.push(c as u32);
+                        out_record_count.push(1);
+                        w += 1;
+                    }
+                    if len > 0 {
+                        sku_ids.copy_within(sku_read..sku_read + len as usize, sku_write);
+                        sku_read += len as usize;
+                        sku_write += len as usize;
+                    }
+                    previous_day = today;
+                }
+                customer_start.push(w);
+            }
         }
         day.truncate(w);
         amount.truncate(w);

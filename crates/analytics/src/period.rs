@@ -20,6 +20,21 @@ pub enum Period {
     Year,
 }
 
+/// The year and month (0 to 11) of a day number (days since 1970-01-01), by the proleptic Gregorian
+/// calendar as chrono counts it, in a few integer operations (Howard Hinnant's `civil_from_days`):
+/// analyses put every purchase in its month.
+fn year_and_month0(day: i32) -> (i32, i32) {
+    let z = i64::from(day) + 719_468; // days since 0000-03-01
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097; // day of the 400-year era, 0..=146_096
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // year of the era, 0..=399
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of the year from 1 March, 0..=365
+    let mp = (5 * doy + 2) / 153; // month from March, 0..=11
+    let month0 = if mp < 10 { mp + 2 } else { mp - 10 };
+    let year = yoe + era * 400 + i64::from(month0 < 2);
+    (year as i32, month0 as i32)
+}
+
 impl Period {
     /// Index of the period holding `day` (days since 1970-01-01); consecutive periods have
     /// consecutive indices.
@@ -28,12 +43,12 @@ impl Period {
             // 1970-01-05 was a Monday.
             Period::Week => (day - 4).div_euclid(7),
             _ => {
-                let date = date_of_day_number(day);
-                let months = date.year() * 12 + date.month0() as i32;
+                let (year, month0) = year_and_month0(day);
+                let months = year * 12 + month0;
                 match self {
                     Period::Month => months,
                     Period::Quarter => months.div_euclid(3),
-                    _ => date.year(),
+                    _ => year,
                 }
             }
         }
@@ -91,6 +106,16 @@ pub fn day(date: NaiveDate) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn year_and_month_agree_with_chrono_from_year_minus_400_to_2800() {
+        let first = day_number(NaiveDate::from_ymd_opt(-400, 1, 1).unwrap());
+        let last = day_number(NaiveDate::from_ymd_opt(2800, 12, 31).unwrap());
+        for day in first..=last {
+            let date = date_of_day_number(day);
+            assert_eq!(year_and_month0(day), (date.year(), date.month0() as i32), "{date}");
+        }
+    }
 
     #[test]
     fn periods_round_trip() {

@@ -70,12 +70,18 @@ pub struct RfmTable {
 /// Quintile scores 1..=5 of `values` (higher value, higher score), ties scored by their first rank.
 pub fn quintile_scores(values: &[f64]) -> Vec<u8> {
     let n = values.len();
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    order.par_sort_unstable_by(|&a, &b| values[a as usize].total_cmp(&values[b as usize]).then(a.cmp(&b)));
+    // Sorted as (value by `total_cmp`, index): the value as a number in the same order, so the sort
+    // compares pairs of numbers instead of looking values up.
+    let key = |v: f64| {
+        let bits = v.to_bits();
+        if bits >> 63 == 1 { !bits } else { bits | 1 << 63 }
+    };
+    let mut order: Vec<(u64, u32)> = values.par_iter().enumerate().map(|(i, &v)| (key(v), i as u32)).collect();
+    order.par_sort_unstable();
     let mut scores = vec![0u8; n];
     let mut rank_of_group = 0;
-    for (rank, &i) in order.iter().enumerate() {
-        if rank == 0 || values[i as usize] != values[order[rank - 1] as usize] {
+    for (rank, &(_, i)) in order.iter().enumerate() {
+        if rank == 0 || values[i as usize] != values[order[rank - 1].1 as usize] {
             rank_of_group = rank;
         }
         scores[i as usize] = (1 + rank_of_group * 5 / n.max(1)) as u8;
@@ -102,8 +108,12 @@ pub fn rfm(summaries: &CustomerSummaries, map: &SegmentMap) -> RfmTable {
             map.grid[r as usize - 1][f as usize - 1].clone()
         })
         .collect();
-    for name in &segment {
-        *segments.entry(name.clone()).or_default() += 1;
+    for (r, row) in grid.iter().enumerate() {
+        for (f, &count) in row.iter().enumerate() {
+            if count > 0 {
+                *segments.entry(map.grid[r][f].clone()).or_default() += count;
+            }
+        }
     }
     RfmTable { recency_score, frequency_score, monetary_score, segment, segments, grid }
 }
@@ -111,6 +121,28 @@ pub fn rfm(summaries: &CustomerSummaries, map: &SegmentMap) -> RfmTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quintiles_order_values_as_total_cmp_then_position() {
+        // The scores of sorting positions by (value, position) with `total_cmp`, grouping equal values.
+        let reference = |values: &[f64]| {
+            let n = values.len();
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by(|&a, &b| values[a].total_cmp(&values[b]).then(a.cmp(&b)));
+            let mut scores = vec![0u8; n];
+            let mut group = 0;
+            for (rank, &i) in order.iter().enumerate() {
+                if rank == 0 || values[i] != values[order[rank - 1]] {
+                    group = rank;
+                }
+                scores[i] = (1 + group * 5 / n) as u8;
+            }
+            scores
+        };
+        let mut values = vec![0.0, -0.0, -1.5, 1.5, f64::MAX, f64::MIN, 1e-300, -1e-300, 7.0, 7.0, -7.0];
+        values.extend((0..500).map(|i| ((i * 7919) % 113) as f64 - 50.0));
+        assert_eq!(quintile_scores(&values), reference(&values));
+    }
 
     #[test]
     fn quintiles_are_deterministic_with_ties() {

@@ -589,9 +589,9 @@ const CDNOW_HEADER: &[u8] = b"customer_id date number_of_cds dollar_value\n";
 /// The words of a CDNOW line as the full reader splits them (the line trimmed, split at runs of ASCII
 /// whitespace), when the line holds nothing but visible ASCII, spaces, tabs, form feeds and carriage
 /// returns and at most five words; `Err` otherwise (what trimming and splitting do with other bytes is
-/// left to the full reader). The count of words and the words.
-fn cdnow_words(line: &[u8]) -> Result<(usize, [&[u8]; 5]), Stop> {
-    let mut words: [&[u8]; 5] = [&[]; 5];
+/// left to the full reader). The count of words and where they start and end.
+fn cdnow_words(line: &[u8]) -> Result<(usize, [(usize, usize); 5]), Stop> {
+    let mut words = [(0, 0); 5];
     let mut n = 0;
     let mut i = 0;
     while i < line.len() {
@@ -606,7 +606,7 @@ fn cdnow_words(line: &[u8]) -> Result<(usize, [&[u8]; 5]), Stop> {
         if i == start || n == words.len() {
             return Err(Stop::Uncertain);
         }
-        words[n] = &line[start..i];
+        words[n] = (start, i);
         n += 1;
     }
     Ok((n, words))
@@ -615,7 +615,10 @@ fn cdnow_words(line: &[u8]) -> Result<(usize, [&[u8]; 5]), Stop> {
 /// The order key of a CDNOW line (customer and date), when the fast parser would take the line.
 fn cdnow_key(line: &[u8]) -> Option<Vec<u8>> {
     match cdnow_words(line) {
-        Ok((n @ (4 | 5), words)) => Some([words[0], b"-", words[n - 3]].concat()),
+        Ok((n @ (4 | 5), words)) => {
+            let word = |k: usize| &line[words[k].0..words[k].1];
+            Some([word(0), b"-", word(n - 3)].concat())
+        }
         _ => None,
     }
 }
@@ -1010,6 +1013,8 @@ struct PartParser<'r> {
     currencies: CurrencyCache,
     /// A CDNOW order's currency.
     usd: Currency,
+    /// CDNOW dates read: (the date's bytes as a number, the time), by a hash of the number.
+    dates: Vec<(u64, NaiveDateTime)>,
     /// The SKUs of the part: the numbers handed to the sink.
     skus: SkuTable,
     /// Contact details checked, per customer: an index into `checked`.
@@ -1034,6 +1039,7 @@ impl<'r> PartParser<'r> {
             current: Current::default(),
             currencies: CurrencyCache::default(),
             usd: Currency::parse("currency", "USD").expect("USD is a currency"),
+            dates: Vec::new(),
             skus: SkuTable::default(),
             details: HashMap::new(),
             checked: Vec::new(),
@@ -1357,11 +1363,8 @@ impl<'r> PartParser<'r> {
         }
         self.rows += 1;
         // Visible ASCII: the words are text as they are.
-        fn word(w: &[u8]) -> Result<&str, Stop> {
-            std::str::from_utf8(w).map_err(uncertain)
-        }
-        let (customer, date, cds, value) =
-            (word(words[0])?, word(words[n - 3])?, word(words[n - 2])?, word(words[n - 1])?);
+        let word = |k: usize| &line[words[k].0..words[k].1];
+        let (customer, date, cds, value) = (word(0), word(n - 3), word(n - 2), word(n - 1));
         // The full reader's key is `customer-date`: without a `-` in the date, equal keys are equal pairs.
         if date.contains('-') {
             return Err(Stop::Uncertain);
@@ -1371,7 +1374,7 @@ impl<'r> PartParser<'r> {
             if c.active {
                 self.finish_cdnow_order(sink)?;
             }
-            let placed_at = self.reader.dates.parse(date).map_err(uncertain)?.naive_utc();
+            let placed_at = self.cdnow_date(date)?;
             if !same(self.current.customer.as_bytes(), customer.as_bytes()) {
                 check_bounded_text("customer_id", customer, ExternalId::MAX_CHARS).map_err(uncertain)?;
             }
@@ -1397,6 +1400,31 @@ impl<'r> PartParser<'r> {
         c.quantity += cds;
         c.total = c.total.checked_add(value).ok_or(Stop::Uncertain)?;
         Ok(())
+    }
+
+    /// A CDNOW date as the full reader reads it, from a small cache of the dates read before (a log
+    /// holds a few thousand distinct days).
+    #[inline]
+    fn cdnow_date(&mut self, date: &str) -> Result<NaiveDateTime, Stop> {
+        let key = match date.len() {
+            1..=8 => SkuTable::pack(date.as_bytes()).map_or(0, |p| p as u64),
+            _ => 0, // (0 is no date: visible ASCII is never zero)
+        };
+        let slot = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as usize;
+        if key != 0
+            && let Some(&(seen, at)) = self.dates.get(slot)
+            && seen == key
+        {
+            return Ok(at);
+        }
+        let at = self.reader.dates.parse(date).map_err(uncertain)?.naive_utc();
+        if key != 0 {
+            if self.dates.is_empty() {
+                self.dates = vec![(0, NaiveDateTime::MIN); 1 << 10];
+            }
+            self.dates[slot] = (key, at);
+        }
+        Ok(at)
     }
 
     /// The checks of the CDNOW reader on a whole order (one line worth the day's value); hands its facts

@@ -57,17 +57,26 @@ pub(crate) fn total_log_likelihood<T: Real>(data: &BtydData, params: [T; 4], mod
     }
     let ln_alpha = alpha.ln();
     let ln_a = a.ln();
+    // What depends on the age, the recency or the frequency alone, once per distinct value.
+    let ln_alpha_ages: Vec<T> = data.ages.iter().map(|&age| (alpha + age).ln()).collect();
+    let ln_alpha_recencies: Vec<T> = data.recencies.iter().map(|&t_x| (alpha + t_x).ln()).collect();
+    let highest = data.frequency_counts.last().map_or(0, |&(x, _)| x as usize);
+    let ln_denominators: Vec<T> = (0..=highest)
+        .map(|x| {
+            let x = x as f64;
+            if modified { b + x } else { b + (x - 1.0) }.ln()
+        })
+        .collect();
     let by_row = data.sum_rows(|i| {
-        let (x, t_x, age) = (data.frequency[i], data.recency[i], data.age[i]);
+        let x = data.frequency[i];
         let r_x = r + x;
-        let ln_alpha_age = (alpha + age).ln();
+        let ln_alpha_age = ln_alpha_ages[data.age_index[i] as usize];
         let base = -(r_x * ln_alpha_age);
         if !modified && x == 0.0 {
             return Ok(base);
         }
-        let ln_alpha_recency = (alpha + t_x).ln();
-        let denominator = if modified { b + x } else { b + (x - 1.0) };
-        let odds = ln_a - denominator.ln() + r_x * (ln_alpha_age - ln_alpha_recency);
+        let ln_alpha_recency = ln_alpha_recencies[data.recency_index[i] as usize];
+        let odds = ln_a - ln_denominators[x as usize] + r_x * (ln_alpha_age - ln_alpha_recency);
         Ok(base + softplus(odds))
     })?;
     let total = by_frequency + r * ln_alpha * data.customers as f64 + by_row;

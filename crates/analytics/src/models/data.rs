@@ -25,6 +25,13 @@ pub struct BtydData {
     pub weight: Vec<f64>,
     /// Customers per distinct frequency: (x, count).
     pub frequency_counts: Vec<(u32, f64)>,
+    /// The distinct ages, ascending, and each row's among them: a likelihood computes what depends on
+    /// the age alone once per age.
+    pub ages: Vec<f64>,
+    pub age_index: Vec<u32>,
+    /// The distinct recencies, ascending, and each row's among them.
+    pub recencies: Vec<f64>,
+    pub recency_index: Vec<u32>,
     /// Number of customers (sum of weights).
     pub customers: usize,
 }
@@ -58,6 +65,10 @@ impl BtydData {
             age: Vec::new(),
             weight: Vec::new(),
             frequency_counts: Vec::new(),
+            ages: Vec::new(),
+            age_index: Vec::new(),
+            recencies: Vec::new(),
+            recency_index: Vec::new(),
             customers: frequency.len(),
         };
         for (i, row) in rows.iter().enumerate() {
@@ -75,7 +86,25 @@ impl BtydData {
             *counts.entry(*x as u32).or_default() += w;
         }
         data.frequency_counts = counts.into_iter().collect();
+        data.index_values();
         Ok(data)
+    }
+
+    /// Fills the distinct ages and recencies and each row's index among them.
+    fn index_values(&mut self) {
+        fn distinct(values: &[f64]) -> (Vec<f64>, Vec<u32>) {
+            // Not negative: the bits order as the numbers do.
+            let mut bits: Vec<u64> = values.iter().map(|v| v.to_bits()).collect();
+            bits.par_sort_unstable();
+            bits.dedup();
+            let index = values
+                .par_iter()
+                .map(|v| bits.binary_search(&v.to_bits()).expect("a value of the list") as u32)
+                .collect();
+            (bits.into_iter().map(f64::from_bits).collect(), index)
+        }
+        (self.ages, self.age_index) = distinct(&self.age);
+        (self.recencies, self.recency_index) = distinct(&self.recency);
     }
 
     /// The model inputs of summarised customers.
@@ -104,14 +133,20 @@ impl BtydData {
         for (&i, w) in keep.iter().zip(&weight) {
             *counts.entry(self.frequency[i] as u32).or_default() += w;
         }
-        BtydData {
+        let mut data = BtydData {
             frequency: keep.iter().map(|&i| self.frequency[i]).collect(),
             recency: keep.iter().map(|&i| self.recency[i]).collect(),
             age: keep.iter().map(|&i| self.age[i]).collect(),
             customers: weight.iter().sum::<f64>().round() as usize,
             weight,
             frequency_counts: counts.into_iter().collect(),
-        }
+            ages: Vec::new(),
+            age_index: Vec::new(),
+            recencies: Vec::new(),
+            recency_index: Vec::new(),
+        };
+        data.index_values();
+        data
     }
 
     /// Weighted sum over rows of `f(row)`, in parallel, in fixed blocks added in order: the result
