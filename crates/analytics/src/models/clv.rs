@@ -116,6 +116,7 @@ pub fn customer_lifetime_values(
         .flatten()
         .collect();
     let discounted = discounted.into_iter().collect::<Result<Vec<f64>>>()?;
+    let history = model.history_and_alive_bulk(inputs.frequency, inputs.recency, inputs.age)?;
     let mut lookup: HashMap<(u32, u64), f64, crate::log::FxBuild> =
         HashMap::with_capacity_and_hasher(keys.len(), Default::default());
     for (key, value) in keys.into_iter().zip(discounted) {
@@ -131,8 +132,7 @@ pub fn customer_lifetime_values(
                 return Err(AnalyticsError::InvalidInput(format!("expected value {value} of customer row {i}")));
             }
             let horizon = lookup[&(inputs.frequency[i], inputs.age[i].to_bits())];
-            let history = model.history_factor(inputs.frequency[i] as f64, inputs.recency[i], inputs.age[i])?;
-            let clv = value * horizon * history;
+            let clv = value * horizon * history[i].0;
             if clv.is_finite() && clv >= 0.0 {
                 Ok(Some(clv))
             } else {
@@ -169,13 +169,12 @@ pub fn expected_purchases_bulk(
         .collect::<Result<Vec<Vec<f64>>>>()?
         .concat();
     let lookup: HashMap<(u32, u64), f64, crate::log::FxBuild> = keys.into_iter().zip(factors).collect();
+    let history_and_alive = model.history_and_alive_bulk(frequency, recency, age)?;
     let pairs: Vec<(f64, f64)> = (0..n)
         .into_par_iter()
         .map(|i| {
-            let (x, tx, a) = (frequency[i] as f64, recency[i], age[i]);
-            let horizon = lookup[&(frequency[i], a.to_bits())];
-            let history = model.history_factor(x, tx, a)?;
-            let alive = model.probability_alive(x, tx, a)?;
+            let horizon = lookup[&(frequency[i], age[i].to_bits())];
+            let (history, alive) = history_and_alive[i];
             let expected = horizon * history;
             if expected.is_finite() && expected >= 0.0 {
                 Ok((expected, alive))

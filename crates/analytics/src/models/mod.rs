@@ -82,6 +82,19 @@ pub trait PurchaseModel: Send + Sync {
     }
     /// The part of [`PurchaseModel::expected_purchases`] that depends on the customer's recency.
     fn history_factor(&self, x: f64, t_x: f64, age: f64) -> Result<f64>;
+    /// ([`PurchaseModel::history_factor`], [`PurchaseModel::probability_alive`]) of every customer,
+    /// in parallel: the values one at a time give, up to rounding; models may share work between
+    /// customers.
+    fn history_and_alive_bulk(&self, frequency: &[u32], recency: &[f64], age: &[f64]) -> Result<Vec<(f64, f64)>> {
+        use rayon::prelude::*;
+        (0..frequency.len())
+            .into_par_iter()
+            .map(|i| {
+                let (x, t_x, a) = (f64::from(frequency[i]), recency[i], age[i]);
+                Ok((self.history_factor(x, t_x, a)?, self.probability_alive(x, t_x, a)?))
+            })
+            .collect()
+    }
     /// Expected repeat purchases E[X(t)] of a customer in the first `t` time units after acquisition.
     fn expected_purchases_population(&self, t: f64) -> Result<f64>;
     /// P(X(T, T + t) = n | alive at T): the probability of exactly `n` purchases in the next `t` time
