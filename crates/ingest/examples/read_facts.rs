@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use regulars_analytics::TransactionLogBuilder;
 use regulars_analytics::log::PurchaseTime;
-use regulars_ingest::{FactsReader, FactsSink, OrderFacts, ReadOptions};
+use regulars_ingest::{FactsReader, FactsSink, OrderFacts, PartRoom, ReadOptions};
 
 #[derive(Default)]
 struct Totals {
@@ -18,9 +18,9 @@ struct Totals {
 }
 
 impl FactsSink for Totals {
-    fn part(&mut self, bytes: u64) {
+    fn part(&mut self, room: PartRoom) {
         if let Some(log) = &mut self.log {
-            log.reserve((bytes / 200) as usize, (bytes / 120) as usize);
+            log.reserve(room.orders, room.skus);
         }
     }
 

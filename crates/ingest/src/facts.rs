@@ -67,9 +67,32 @@ pub struct OrderFacts<'a> {
 pub trait FactsSink {
     fn order(&mut self, facts: &OrderFacts<'_>);
 
-    /// Called by [`FactsReader`] before the orders of a part of `bytes` bytes, to make room.
-    fn part(&mut self, bytes: u64) {
-        let _ = bytes;
+    /// Called by [`FactsReader`] before the orders of a part, to make room.
+    fn part(&mut self, room: PartRoom) {
+        let _ = room;
+    }
+}
+
+/// How much a part may hold, estimated from its size and format: enough for the records of the
+/// part's format at their usual length, so that columns built from it grow once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartRoom {
+    /// The part's size.
+    pub bytes: u64,
+    /// Orders: one per line of a CDNOW file (about 30 bytes), one per 200 bytes of a generic CSV
+    /// (whose orders take one line of about 120 bytes per item).
+    pub orders: usize,
+    /// SKUs over all orders: one per CDNOW line, one per 120 bytes of a generic CSV.
+    pub skus: usize,
+}
+
+impl PartRoom {
+    fn of(kind: &Kind, bytes: u64) -> Self {
+        let (order_bytes, sku_bytes) = match kind {
+            Kind::Cdnow => (20, 20),
+            _ => (200, 120),
+        };
+        PartRoom { bytes, orders: (bytes / order_bytes) as usize, skus: (bytes / sku_bytes) as usize }
     }
 }
 
@@ -337,7 +360,7 @@ impl FactsReader {
         F: Fn() -> S,
     {
         let mut sink = make_sink();
-        sink.part(end - start);
+        sink.part(PartRoom::of(&self.kind, end - start));
         let counted = AtomicU64::new(0);
         match self.parse_part(start, end, &mut sink, abandon, &counted)? {
             Parsed::Done { rows, orders, lines } => Ok(Some(Part {
@@ -361,7 +384,7 @@ impl FactsReader {
 
     /// Reads a part with an [`OrderReader`], the header in front.
     fn read_part_in_full<S: FactsSink>(&self, start: u64, end: u64, mut sink: S) -> Result<Part<S>, IngestError> {
-        sink.part(end - start);
+        sink.part(PartRoom::of(&self.kind, end - start));
         let mut file = File::open(&self.path)?;
         file.seek(SeekFrom::Start(start))?;
         let lines = Arc::new(AtomicU64::new(0));

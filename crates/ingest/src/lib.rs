@@ -36,7 +36,7 @@ mod source;
 pub use dates::{SlashDateOrder, TimestampParser};
 pub use detect::Delimiter;
 pub use error::IngestError;
-pub use facts::{FactsRead, FactsReader, FactsSink, OrderFacts, facts_of};
+pub use facts::{FactsRead, FactsReader, FactsSink, OrderFacts, PartRoom, facts_of};
 pub use format::{ColumnMapping, Format};
 pub use generic::{GENERIC_HEADER, GenericCsvWriter};
 pub use reader::{Detected, OrderReader, ReadOptions, ReadSummary, Rejected};

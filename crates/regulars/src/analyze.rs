@@ -34,7 +34,7 @@ use regulars_analytics::{
 };
 use regulars_core::Currency;
 use regulars_ingest::{
-    ColumnMapping, FactsReader, FactsSink, Format, OrderFacts, OrderReader, ReadOptions, Rejected, facts_of,
+    ColumnMapping, FactsReader, FactsSink, Format, OrderFacts, OrderReader, PartRoom, ReadOptions, Rejected, facts_of,
 };
 
 #[derive(Args)]
@@ -181,9 +181,8 @@ impl LogSink {
 }
 
 impl FactsSink for LogSink {
-    fn part(&mut self, bytes: u64) {
-        // Room for orders of about 200 bytes with lines of about 120 (the demo shop's are 260 and 146).
-        self.builder.reserve((bytes / 200) as usize, (bytes / 120) as usize);
+    fn part(&mut self, room: PartRoom) {
+        self.builder.reserve(room.orders, room.skus);
     }
 
     fn order(&mut self, facts: &OrderFacts<'_>) {
