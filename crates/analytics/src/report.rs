@@ -458,6 +458,11 @@ pub fn analyze(log: &TransactionLog, options: &AnalyzeOptions, as_of: NaiveDate)
             notes.push(format!("gamma_gamma: {note}"));
         }
     }
+    if let Some(pareto) = &fits.report.pareto_nbd {
+        for note in pareto.diagnostics.notes.iter().filter(|n| n.contains("grew together")) {
+            notes.push(format!("pareto_nbd: {note}"));
+        }
+    }
 
     // The purchase model behind per-customer predictions: BG/NBD, else Pareto/NBD, else MBG/NBD.
     let purchase_model: Option<&dyn PurchaseModel> = fits

@@ -199,6 +199,24 @@ pub(crate) fn total_log_likelihood<T: Real>(data: &BtydData, points: &DistinctPo
     }
 }
 
+/// Above this s the dropout rates μ ~ Gamma(s, β) differ by less than 1 % (coefficient of variation
+/// 1/√s) and the likelihood no longer tells s from β, only their ratio.
+const RUNAWAY_S: f64 = 1e4;
+
+/// What to tell an analyst when s and β ran away together: the data show one dropout rate for all.
+fn runaway_note(params: &ParetoNbdParams) -> Option<String> {
+    let ParetoNbdParams { s, beta, .. } = *params;
+    (s > RUNAWAY_S).then(|| {
+        format!(
+            "s = {s:.0} and beta = {beta:.0} grew together: every customer drops out at about one rate, \
+             {rate:.4} per time unit (the rates vary by {spread:.2} %), so only s / beta is identified; \
+             predictions are sound, the two parameters alone are not",
+            rate = s / beta,
+            spread = 100.0 / s.sqrt(),
+        )
+    })
+}
+
 fn check_customer(x: f64, t_x: f64, age: f64) -> Result<()> {
     let ok = x.is_finite() && x >= 0.0 && t_x.is_finite() && age.is_finite() && t_x >= 0.0 && t_x <= age;
     if ok { Ok(()) } else { Err(AnalyticsError::InvalidInput(format!("frequency {x}, recency {t_x}, age {age}"))) }
@@ -237,10 +255,13 @@ impl ParetoNbd {
             .map(|(p, _)| p)
         });
         let points = DistinctPoints::new(data);
-        let (p, diagnostics) = fit_positive_parameters("pareto/nbd", names, start, data.customers, |p| {
+        let (p, mut diagnostics) = fit_positive_parameters("pareto/nbd", names, start, data.customers, |p| {
             total_log_likelihood(data, &points, p)
         })?;
         let params = ParetoNbdParams { r: p[0], alpha: p[1], s: p[2], beta: p[3] };
+        if let Some(note) = runaway_note(&params) {
+            diagnostics.notes.push(note);
+        }
         Ok(Fitted { model: ParetoNbd { params }, diagnostics })
     }
 
@@ -558,5 +579,13 @@ mod tests {
             .unwrap()
             .history_and_alive_bulk(&[2], &[5.0], &[4.0]);
         assert!(matches!(bad, Err(AnalyticsError::InvalidInput(_))), "{bad:?}");
+    }
+
+    #[test]
+    fn a_runaway_of_s_and_beta_is_named() {
+        let runaway = ParetoNbdParams { r: 2.34, alpha: 16.33, s: 783_540.0, beta: 117_714_680.0 };
+        let note = runaway_note(&runaway).expect("a note");
+        assert!(note.contains("0.0067 per time unit") && note.contains("0.11 %"), "{note}");
+        assert_eq!(runaway_note(&ParetoNbdParams { r: 0.553, alpha: 10.578, s: 0.606, beta: 11.669 }), None);
     }
 }
