@@ -788,8 +788,7 @@ impl TransactionLogBuilder {
         // (Nothing moves when no customer bought twice on one day, as in a file of daily transactions.)
         let mut out_customer: Vec<u32> = Vec::with_capacity(records);
         let mut out_record_count: Vec<u32> = Vec::with_capacity(records);
-        let mut customer_start = Vec::with_capacity(customers + 1);
-        customer_start.push(0usize);
+        let mut customer_start;
         let same_day =
             |c: usize| start[c + 1] - start[c] > 1 && day[start[c]..start[c + 1]].windows(2).any(|w| w[0] == w[1]);
         let nothing_to_merge = !options.merge_same_day || !(0..customers).into_par_iter().any(same_day);
@@ -799,9 +798,11 @@ impl TransactionLogBuilder {
                 out_customer.resize(start[c + 1], c as u32);
             }
             out_record_count.resize(records, 1);
-            customer_start = start.clone();
+            customer_start = start;
             w = records;
         } else {
+            customer_start = Vec::with_capacity(customers + 1);
+            customer_start.push(0usize);
             let (mut sku_read, mut sku_write) = (0usize, 0usize);
             for c in 0..customers {
                 let mut previous_day = i32::MIN;

@@ -77,12 +77,11 @@ pub trait FactsSink {
 /// part's format at their usual length, so that columns built from it grow once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartRoom {
-    /// The part's size.
-    pub bytes: u64,
-    /// Orders: one per line of a CDNOW file (about 30 bytes), one per 200 bytes of a generic CSV
-    /// (whose orders take one line of about 120 bytes per item).
+    /// Orders: one per 20 bytes of a CDNOW file (a line, one order, is about 28), one per 200 bytes of
+    /// a generic CSV (whose orders take one line of about 120 bytes per item).
     pub orders: usize,
-    /// SKUs over all orders: one per CDNOW line, one per 120 bytes of a generic CSV.
+    /// SKUs over all orders: one per 20 bytes of a CDNOW file (one a line), one per 120 bytes of a
+    /// generic CSV.
     pub skus: usize,
 }
 
@@ -92,7 +91,7 @@ impl PartRoom {
             Kind::Cdnow => (20, 20),
             _ => (200, 120),
         };
-        PartRoom { bytes, orders: (bytes / order_bytes) as usize, skus: (bytes / sku_bytes) as usize }
+        PartRoom { orders: (bytes / order_bytes) as usize, skus: (bytes / sku_bytes) as usize }
     }
 }
 

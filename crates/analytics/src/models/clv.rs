@@ -116,7 +116,7 @@ pub fn customer_lifetime_values(
         .flatten()
         .collect();
     let discounted = discounted.into_iter().collect::<Result<Vec<f64>>>()?;
-    let history = model.history_and_alive_bulk(inputs.frequency, inputs.recency, inputs.age)?;
+    let history = model.history_bulk(inputs.frequency, inputs.recency, inputs.age)?;
     let mut lookup: HashMap<(u32, u64), f64, crate::log::FxBuild> =
         HashMap::with_capacity_and_hasher(keys.len(), Default::default());
     for (key, value) in keys.into_iter().zip(discounted) {
@@ -132,7 +132,7 @@ pub fn customer_lifetime_values(
                 return Err(AnalyticsError::InvalidInput(format!("expected value {value} of customer row {i}")));
             }
             let horizon = lookup[&(inputs.frequency[i], inputs.age[i].to_bits())];
-            let clv = value * horizon * history[i].0;
+            let clv = value * horizon * history[i];
             if clv.is_finite() && clv >= 0.0 {
                 Ok(Some(clv))
             } else {

@@ -25,15 +25,23 @@ pub struct BtydData {
     pub weight: Vec<f64>,
     /// Customers per distinct frequency: (x, count).
     pub frequency_counts: Vec<(u32, f64)>,
-    /// The distinct ages, ascending, and each row's among them: a likelihood computes what depends on
-    /// the age alone once per age.
-    pub ages: Vec<f64>,
-    pub age_index: Vec<u32>,
-    /// The distinct recencies, ascending, and each row's among them.
-    pub recencies: Vec<f64>,
-    pub recency_index: Vec<u32>,
+    /// The distinct ages, ascending: a likelihood computes what depends on the age alone once per age.
+    pub(crate) ages: Vec<f64>,
+    /// Each row's age among `ages`.
+    pub(crate) age_index: Vec<u32>,
+    /// The distinct recencies, ascending.
+    pub(crate) recencies: Vec<f64>,
+    /// Each row's recency among `recencies`.
+    pub(crate) recency_index: Vec<u32>,
     /// Number of customers (sum of weights).
     pub customers: usize,
+}
+
+/// `keys` sorted, each once.
+pub(crate) fn sorted_distinct<K: Ord + Send>(mut keys: Vec<K>) -> Vec<K> {
+    keys.par_sort_unstable();
+    keys.dedup();
+    keys
 }
 
 impl BtydData {
@@ -94,9 +102,7 @@ impl BtydData {
     fn index_values(&mut self) {
         fn distinct(values: &[f64]) -> (Vec<f64>, Vec<u32>) {
             // Not negative: the bits order as the numbers do.
-            let mut bits: Vec<u64> = values.iter().map(|v| v.to_bits()).collect();
-            bits.par_sort_unstable();
-            bits.dedup();
+            let bits = sorted_distinct(values.iter().map(|v| v.to_bits()).collect());
             let index = values
                 .par_iter()
                 .map(|v| bits.binary_search(&v.to_bits()).expect("a value of the list") as u32)

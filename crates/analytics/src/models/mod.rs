@@ -82,6 +82,15 @@ pub trait PurchaseModel: Send + Sync {
     }
     /// The part of [`PurchaseModel::expected_purchases`] that depends on the customer's recency.
     fn history_factor(&self, x: f64, t_x: f64, age: f64) -> Result<f64>;
+    /// [`PurchaseModel::history_factor`] of every customer, in parallel: the values one at a time give,
+    /// up to rounding; models may share work between customers.
+    fn history_bulk(&self, frequency: &[u32], recency: &[f64], age: &[f64]) -> Result<Vec<f64>> {
+        use rayon::prelude::*;
+        (0..frequency.len())
+            .into_par_iter()
+            .map(|i| self.history_factor(f64::from(frequency[i]), recency[i], age[i]))
+            .collect()
+    }
     /// ([`PurchaseModel::history_factor`], [`PurchaseModel::probability_alive`]) of every customer,
     /// in parallel: the values one at a time give, up to rounding; models may share work between
     /// customers.

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::data::{BtydData, Fitted, fit_positive_parameters, warm_start};
+use super::data::{BtydData, Fitted, fit_positive_parameters, sorted_distinct, warm_start};
 use super::{ParetoNbdParams, PurchaseModel};
 use crate::error::{AnalyticsError, Result};
 use crate::special::{Real, log_add_exp, log_sub_exp};
@@ -71,15 +71,15 @@ impl DistinctPoints {
     /// The points of `rows` rows whose (x, t_x, T) `row` gives.
     fn of_rows(rows: usize, row: impl Fn(usize) -> (f64, f64, f64) + Sync) -> Self {
         use rayon::prelude::*;
-        let mut keys: Vec<(u64, u64)> = (0..rows)
-            .into_par_iter()
-            .flat_map_iter(|i| {
-                let (x, t_x, age) = row(i);
-                [(x.to_bits(), t_x.to_bits()), (x.to_bits(), age.to_bits())]
-            })
-            .collect();
-        keys.par_sort_unstable();
-        keys.dedup();
+        let keys: Vec<(u64, u64)> = sorted_distinct(
+            (0..rows)
+                .into_par_iter()
+                .flat_map_iter(|i| {
+                    let (x, t_x, age) = row(i);
+                    [(x.to_bits(), t_x.to_bits()), (x.to_bits(), age.to_bits())]
+                })
+                .collect(),
+        );
         let find = |x: f64, t: f64| keys.binary_search(&(x.to_bits(), t.to_bits())).expect("point present") as u32;
         let (recency_index, age_index) = (0..rows)
             .into_par_iter()
@@ -324,6 +324,11 @@ impl PurchaseModel for ParetoNbd {
         }
     }
 
+    fn history_bulk(&self, frequency: &[u32], recency: &[f64], age: &[f64]) -> Result<Vec<f64>> {
+        // P(alive) costs next to nothing once A0 is known.
+        Ok(self.history_and_alive_bulk(frequency, recency, age)?.into_iter().map(|(history, _)| history).collect())
+    }
+
     fn history_and_alive_bulk(&self, frequency: &[u32], recency: &[f64], age: &[f64]) -> Result<Vec<(f64, f64)>> {
         use rayon::prelude::*;
         for i in 0..frequency.len() {
@@ -559,6 +564,8 @@ mod tests {
         ] {
             let m = ParetoNbd::new(params).unwrap();
             let bulk = m.history_and_alive_bulk(&frequency, &data.recency, &data.age).unwrap();
+            let history_only = m.history_bulk(&frequency, &data.recency, &data.age).unwrap();
+            assert!(bulk.iter().zip(&history_only).all(|(both, &history)| both.0 == history));
             for i in 0..frequency.len() {
                 let (x, t_x, age) = (data.frequency[i], data.recency[i], data.age[i]);
                 let history = m.history_factor(x, t_x, age).unwrap();
